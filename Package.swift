@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "annexd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "annexd", targets: ["annexd"]),
+        .executable(name: "annex-cli", targets: ["annex-cli"]),
+        .library(name: "Shared", targets: ["Shared"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", path: "Sources/CSodium", pkgConfig: "libsodium",
+                       providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CJansson", path: "Sources/CJansson", pkgConfig: "jansson",
+                       providers: [.apt(["libjansson-dev"])]),
+        // Pure cores: keys, backends, P2P codec and state machines. No sockets, no processes.
+        .target(name: "Shared", dependencies: [
+            "CSodium",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The daemon's I/O shells: object store, content locks, git-annex plumbing, P2P sessions.
+        .target(name: "AnnexdKit", dependencies: [
+            "Shared",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "annexd", dependencies: [
+            "AnnexdKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "annex-cli", dependencies: [
+            "Shared",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "annexd-bench", dependencies: ["AnnexdKit", "Shared"],
+                          path: "Sources/annexd-bench"),
+        .testTarget(name: "SharedTests", dependencies: ["Shared"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "AnnexdKitTests", dependencies: ["AnnexdKit", "Shared"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AnnexdKit", "Shared"]),
+    ]
+)
