@@ -32,7 +32,6 @@ public struct P2PServerMachine: Sendable {
         case checkPresent(AnnexKey)
         /// Take a shared content lock and hold it until `.unlockContent`.
         case lockContent(AnnexKey)
-        case unlockContent(AnnexKey)
         /// Remove content; with `before`, only while the server's clock is before that timestamp.
         case remove(AnnexKey, before: Int64?)
         case getTimestamp
@@ -43,6 +42,7 @@ public struct P2PServerMachine: Sendable {
         /// Verify the received content and move it into place (or discard it when `valid` is false).
         case storeReceived(AnnexKey, valid: Bool)
         /// Send `DATA n` and the content from `offset`, then (`withValidity`) VALID or INVALID.
+        /// Absent content is sent as git-annex does: `DATA 0`, then INVALID.
         case sendContent(AnnexKey, offset: Int64, withValidity: Bool)
         /// Block until refs change; the first request of a session answers at once.
         case waitForChange
@@ -61,16 +61,26 @@ public struct P2PServerMachine: Sendable {
         /// All announced bytes arrived (false: the connection broke; the partial is kept).
         case received(complete: Bool)
         case stored(Bool)
-        /// DATA was sent (ok) or the content could not be read (sending was impossible).
+        /// DATA was sent in full (false: fewer bytes than announced; the session must end).
         case sent(ok: Bool)
+        /// The request cannot be served; the text is sent as ERROR and the session goes on.
+        case refused(String)
         case changed([String])
         /// The service ran; the shell has sent CONNECTDONE.
         case serviceFinished
     }
 
+    /// Local work that needs no answer.
+    public enum Effect: Equatable, Sendable {
+        case unlockContent(AnnexKey)
+        /// Throw away content received for a PUT the client did not vouch for.
+        case discardReceived(AnnexKey)
+    }
+
     public enum Action: Equatable, Sendable {
         case send(P2PMessage)
         case local(LocalRequest)
+        case effect(Effect)
         /// End the session (the reason is for logs).
         case close(String)
     }
@@ -126,10 +136,12 @@ public struct P2PServerMachine: Sendable {
         case .locked(let key):
             if case .unlockContent = message {
                 state = .ready
-                return [.local(.unlockContent(key))]
+                return [.effect(.unlockContent(key))]
             }
-            if case .error = message { return closeAfter([.local(.unlockContent(key))], "client sent ERROR") }
-            return [.send(.error("unexpected command"))]
+            if case .error = message { return closeAfter([.effect(.unlockContent(key))], "client sent ERROR") }
+            // As git-annex: the lock ends and the message is not acted on.
+            state = .ready
+            return [.effect(.unlockContent(key)), .send(.error("expected UNLOCKCONTENT"))]
         case .putAwaitingData(let key, let offset):
             switch message {
             case .data(let length):
@@ -140,27 +152,32 @@ public struct P2PServerMachine: Sendable {
                 return closeWith("client sent ERROR")
             default:
                 state = .ready
-                return [.send(.error("unexpected command"))]
+                return [.send(.error("expected DATA"))]
             }
         case .putAwaitingValidity(let key):
             switch message {
             case .valid: return wait(.storeReceived(key, valid: true))
             case .invalid: return wait(.storeReceived(key, valid: false))
-            case .error: return closeAfter([.local(.storeReceived(key, valid: false))], "client sent ERROR")
+            case .error: return closeAfter([.effect(.discardReceived(key))], "client sent ERROR")
             default:
                 // Discard what arrived: the client did not vouch for it.
-                return wait(.storeReceived(key, valid: false), also: [.send(.error("unexpected command"))])
+                state = .ready
+                return [.effect(.discardReceived(key)), .send(.error("expected VALID or INVALID"))]
             }
         case .getAwaitingResult:
             switch message {
             case .success, .failure:
                 state = .ready
                 return []
+            case .successPlus, .failurePlus where version >= 2:
+                state = .ready
+                return []
             case .error:
                 return closeWith("client sent ERROR")
             default:
                 state = .ready
-                return [.send(.error("unexpected command"))]
+                return [.send(.error(version >= 2 ? "expected SUCCESS or SUCCESS-PLUS or FAILURE or FAILURE-PLUS"
+                                                  : "expected SUCCESS or FAILURE"))]
             }
         case .ready:
             return receiveReady(message)
@@ -212,6 +229,10 @@ public struct P2PServerMachine: Sendable {
             preconditionFailure("local result \(result) with no request pending (state \(state))")
         }
         state = .ready
+        if case .refused(let why) = result {
+            if case .checkAuth = request { preconditionFailure("AUTH cannot be refused, only failed") }
+            return [.send(.error(why))]
+        }
         switch (request, result) {
         case (.checkAuth(let uuid, _), .authenticated(let ok)):
             if ok {
@@ -255,9 +276,8 @@ public struct P2PServerMachine: Sendable {
                 state = .getAwaitingResult(key)
                 return []
             }
-            // Nothing was sent: the client is still waiting for DATA and the
-            // protocol has no way to say "absent" there.
-            return closeWith("content of \(key) could not be sent")
+            // Fewer bytes than announced: only closing tells the client.
+            return closeWith("content of \(key) changed size while it was sent")
         case (.waitForChange, .changed(let refs)):
             return [.send(.changed(refs))]
         case (.connect, .serviceFinished):
@@ -276,12 +296,11 @@ public struct P2PServerMachine: Sendable {
         [.send(.error("this repository is read-only; write access denied"))]
     }
 
-    private mutating func wait(_ request: LocalRequest, also: [Action] = []) -> [Action] {
-        let failures = authFailures
-        state = .waiting(request)
+    private mutating func wait(_ request: LocalRequest) -> [Action] {
         // A failed AUTH returns to awaitingAuth with the count it had.
-        if case .checkAuth = request { pendingAuthFailures = failures }
-        return also + [.local(request)]
+        if case .checkAuth = request { pendingAuthFailures = authFailures }
+        state = .waiting(request)
+        return [.local(request)]
     }
 
     private var pendingAuthFailures = 0

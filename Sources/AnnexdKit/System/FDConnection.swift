@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Shared
+
+/// A blocking P2P byte stream over a pair of file descriptors (stdin/stdout,
+/// a child's pipes, or one socket twice). Lines are bounded by `LineBuffer`;
+/// DATA payloads go straight between the descriptor and the caller's buffer.
+public final class FDConnection: @unchecked Sendable {
+    public let readFD: Int32
+    public let writeFD: Int32
+    private var input = LineBuffer()
+    private var output: [UInt8] = []
+    private var chunk: UnsafeMutableRawBufferPointer
+    public private(set) var atEOF = false
+    /// Called with every line sent or received (direction "<" in, ">" out), for debug logs.
+    public var trace: ((String, String) -> Void)?
+
+    public static let chunkSize = 1 << 20
+
+    public init(readFD: Int32, writeFD: Int32) {
+        self.readFD = readFD
+        self.writeFD = writeFD
+        self.chunk = .allocate(byteCount: Self.chunkSize, alignment: 64)
+    }
+
+    deinit { chunk.deallocate() }
+
+    public enum ReadError: Error, CustomStringConvertible {
+        case lineTooLong
+        case notUTF8
+        public var description: String {
+            switch self {
+            case .lineTooLong: return "protocol line longer than \(LineBuffer.maxLineLength) bytes"
+            case .notUTF8: return "protocol line is not UTF-8"
+            }
+        }
+    }
+
+    /// Next line without its newline; nil at end of stream. Flushes pending output first.
+    public func readLine() throws -> String? {
+        try flush()
+        while true {
+            do {
+                if let line = try input.nextLine() {
+                    trace?("<", line)
+                    return line
+                }
+            } catch .tooLong {
+                throw ReadError.lineTooLong
+            } catch {
+                throw ReadError.notUTF8
+            }
+            if try fill() == 0 { return nil }
+        }
+    }
+
+    /// Reads exactly `count` payload bytes (fewer only at end of stream), passing
+    /// each piece to `sink`. Returns how many bytes arrived.
+    @discardableResult
+    public func readPayload(count: Int64, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        var remaining = count
+        while remaining > 0 && input.bufferedCount > 0 {
+            let n = try input.takeBytes(max: Int(min(remaining, Int64(Int.max)))) { buf in
+                try sink(buf)
+                return buf.count
+            }
+            remaining -= Int64(n)
+        }
+        while remaining > 0 {
+            let want = Int(min(remaining, Int64(chunk.count)))
+            let n = read(readFD, chunk.baseAddress, want)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read from peer")
+            }
+            if n == 0 { atEOF = true; break }
+            try sink(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+            remaining -= Int64(n)
+        }
+        return count - remaining
+    }
+
+    public func send(_ message: P2PMessage) {
+        let line = message.wireLine
+        trace?(">", line)
+        output.append(contentsOf: line.utf8)
+        output.append(10)
+    }
+
+    public func sendRaw(_ bytes: UnsafeRawBufferPointer) throws {
+        try flush()
+        try Posix.writeAll(fd: writeFD, bytes, what: "to peer")
+    }
+
+    public func flush() throws {
+        guard !output.isEmpty else { return }
+        try output.withUnsafeBytes { try Posix.writeAll(fd: writeFD, $0, what: "to peer") }
+        output.removeAll(keepingCapacity: true)
+    }
+
+    /// Sends `DATA n` and n bytes of `fd` from `offset`, with sendfile(2) where the kernel allows.
+    /// Returns the bytes sent (fewer than `length` only if the file shrank: the caller must close).
+    public func sendFileData(fd: Int32, offset: Int64, length: Int64) throws -> Int64 {
+        send(.data(length: length))
+        try flush()
+        var off = off_t(offset)
+        var remaining = length
+        var useSendfile = true
+        while remaining > 0 {
+            let want = Int(min(remaining, Int64(chunk.count)))
+            if useSendfile {
+                let n = sendfile(writeFD, fd, &off, want)
+                if n > 0 { remaining -= Int64(n); continue }
+                if n == 0 { break }
+                if errno == EINTR || errno == EAGAIN { continue }
+                if errno == EINVAL || errno == ENOSYS { useSendfile = false; continue }
+                throw SystemError("sendfile to peer")
+            }
+            let n = pread(fd, chunk.baseAddress, want, off)
+            if n < 0 { if errno == EINTR { continue }; throw SystemError("read content") }
+            if n == 0 { break }
+            try Posix.writeAll(fd: writeFD, UnsafeRawBufferPointer(rebasing: chunk[0..<n]), what: "to peer")
+            off += off_t(n)
+            remaining -= Int64(n)
+        }
+        return length - remaining
+    }
+
+    private func fill() throws -> Int {
+        while true {
+            let n = read(readFD, chunk.baseAddress, chunk.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read from peer")
+            }
+            if n == 0 { atEOF = true; return 0 }
+            input.append(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+            return n
+        }
+    }
+}
