@@ -37,7 +37,8 @@ struct P2PStdio: ParsableCommand {
         do {
             annex = try AnnexRepo(path: repo)
         } catch {
-            throw ValidationError("\(error)")
+            FileHandle.standardError.write(Data("annexd: \(error)\n".utf8))
+            throw ExitCode(1)
         }
         let store = ObjectStore(repo: annex)
         defer { store.log.close() }

@@ -20,14 +20,19 @@ public struct AnnexRepo: Sendable {
         guard Posix.isDirectory(path) else {
             throw OpenError(description: "\(path): no such directory")
         }
-        let r = try Command.run(["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository", "--show-toplevel"], cwd: path)
+        let r = try Command.run(["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository"], cwd: path)
         let lines = r.stdout.split(separator: "\n").map(String.init)
         guard r.status == 0, lines.count >= 2 else {
             throw OpenError(description: "\(path) is not a git repository")
         }
         gitDir = lines[0]
         isBare = lines[1] == "true"
-        self.path = isBare ? gitDir : (lines.count > 2 ? lines[2] : path)
+        if isBare {
+            self.path = gitDir
+        } else {
+            let top = try Command.run(["git", "rev-parse", "--show-toplevel"], cwd: path)
+            self.path = top.status == 0 ? top.stdout.trimmingCharacters(in: .newlines) : path
+        }
         let config = try Command.run(["git", "config", "--get-regexp", "^annex\\.(uuid|verify)$"], cwd: path)
         var values: [String: String] = [:]
         for line in config.stdout.split(separator: "\n") {
