@@ -19,6 +19,8 @@ let package = Package(
                        providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CJansson", path: "Sources/CJansson", pkgConfig: "jansson",
                        providers: [.apt(["libjansson-dev"])]),
+        // Small C wrappers for Linux calls the Glibc module does not export.
+        .target(name: "CShims", path: "Sources/CShims"),
         // Pure cores: keys, backends, P2P codec and state machines. No sockets, no processes.
         .target(name: "Shared", dependencies: [
             "CSodium",
@@ -26,7 +28,7 @@ let package = Package(
         ]),
         // The daemon's I/O shells: object store, content locks, git-annex plumbing, P2P sessions.
         .target(name: "AnnexdKit", dependencies: [
-            "Shared",
+            "Shared", "CShims",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "annexd", dependencies: [

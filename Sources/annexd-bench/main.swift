@@ -1,1 +1,59 @@
-print("bench")
+// Measurement helper for `make bench` (scripts/bench drives it).
+//   annexd-bench sha256 FILE
+//       swift-crypto SHA-256 over FILE, streamed in 1 MiB reads: prints MB/s.
+//   annexd-bench get LOCALREPO KEY -- SERVER-COMMAND...
+//       annexd's P2P client gets KEY into LOCALREPO from SERVER-COMMAND (verified):
+//       prints seconds and MB/s.
+import AnnexdKit
+import Foundation
+import Shared
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func fail(_ s: String) -> Never {
+    FileHandle.standardError.write(Data("annexd-bench: \(s)\n".utf8))
+    exit(1)
+}
+
+let args = Array(CommandLine.arguments.dropFirst())
+switch args.first {
+case "sha256":
+    guard args.count == 2 else { fail("usage: annexd-bench sha256 FILE") }
+    let fd = open(args[1], O_RDONLY)
+    guard fd >= 0 else { fail("cannot open \(args[1])") }
+    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+    let h = HashAlgorithm.sha256.makeHasher()
+    var total = 0
+    let start = now()
+    while true {
+        let n = read(fd, buf.baseAddress, buf.count)
+        if n <= 0 { break }
+        h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        total += n
+    }
+    _ = h.finalizeHex()
+    let secs = now() - start
+    print(String(format: "%.3f %.1f", secs, Double(total) / secs / 1e6))
+case "get":
+    guard args.count >= 5, args[3] == "--" else { fail("usage: annexd-bench get LOCALREPO KEY -- SERVER-COMMAND...") }
+    Posix.ignoreSIGPIPE()
+    do {
+        let store = ObjectStore(repo: try AnnexRepo(path: args[1]))
+        let key = try AnnexKey(parsing: args[2])
+        let start = now()
+        let client = try P2PClient.spawn(Array(args[4...]), store: store)
+        try client.connect()
+        guard try client.get(key) else { fail("get of \(key) failed") }
+        client.close()
+        let secs = now() - start
+        print(String(format: "%.3f %.1f", secs, Double(key.size ?? 0) / secs / 1e6))
+    } catch {
+        fail("\(error)")
+    }
+default:
+    fail("usage: annexd-bench sha256 FILE | get LOCALREPO KEY -- SERVER-COMMAND...")
+}

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
 import Shared
 
 /// Reads and writes annexed content exactly where and how git-annex does:
@@ -117,7 +118,9 @@ public final class ObjectStore: @unchecked Sendable {
 
     private func hasher(for key: AnnexKey, force: Bool) -> ContentHasher? {
         guard repo.verify || force, case .hash(let alg) = key.backend.verification else { return nil }
-        return alg.makeHasher()
+        // Small content is hashed inline; large content on a second core.
+        if let size = key.size, size < 4 << 20 { return alg.makeHasher() }
+        return PipelinedHasher(alg.makeHasher())
     }
 
     /// Atomic move of verified content into the object directory, with git-annex's
@@ -204,13 +207,23 @@ public final class IncomingContent: @unchecked Sendable {
         }
         try Posix.check("seek", path: path) { lseek(fd, off_t(offset), SEEK_SET) }
         size = offset
+        flushedTo = offset
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         hasher?.update(bytes)
         try Posix.writeAll(fd: fd, bytes, what: path)
         size += Int64(bytes.count)
+        // Start writeback as content arrives, so the fsync before the final
+        // rename has little left to do.
+        if size - flushedTo >= Self.writebackStep {
+            _ = annexd_start_writeback(fd, off_t(flushedTo), off_t(size - flushedTo))
+            flushedTo = size
+        }
     }
+
+    private static let writebackStep: Int64 = 16 << 20
+    private var flushedTo: Int64 = 0
 
     func closeFile() {
         guard !closed else { return }

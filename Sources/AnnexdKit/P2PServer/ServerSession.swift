@@ -181,35 +181,17 @@ public final class P2PServerSession {
     }
 
     private func sendContent(_ key: AnnexKey, offset: Int64, withValidity: Bool) throws -> P2PServerMachine.LocalResult {
-        guard let (lock, path) = try store.lockPresent(key) else {
+        switch try store.send(key, from: offset, over: conn) {
+        case .absent:
             // What git-annex sends for content it does not have.
             conn.send(.data(length: 0))
             if withValidity { conn.send(.invalid) }
-            return .sent(ok: true)
+        case .sent(let unchanged):
+            if withValidity { conn.send(unchanged ? .valid : .invalid) }
+            events?.sent(key)
+        case .short:
+            return .sent(ok: false)
         }
-        defer { lock.release() }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            report("cannot read \(path): \(SystemError("open"))")
-            conn.send(.data(length: 0))
-            if withValidity { conn.send(.invalid) }
-            return .sent(ok: true)
-        }
-        defer { close(fd) }
-        var before = stat()
-        fstat(fd, &before)
-        let size = Int64(before.st_size)
-        let start = min(max(offset, 0), size)
-        let sent = try conn.sendFileData(fd: fd, offset: start, length: size - start)
-        guard sent == size - start else { return .sent(ok: false) }
-        if withValidity {
-            var after = stat()
-            fstat(fd, &after)
-            let unchanged = after.st_size == before.st_size && after.st_mtim.tv_sec == before.st_mtim.tv_sec
-                && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec
-            conn.send(unchanged ? .valid : .invalid)
-        }
-        events?.sent(key)
         return .sent(ok: true)
     }
 

@@ -22,6 +22,16 @@ public final class FDConnection: @unchecked Sendable {
         self.readFD = readFD
         self.writeFD = writeFD
         self.chunk = .allocate(byteCount: Self.chunkSize, alignment: 64)
+        Self.enlargePipe(readFD)
+        Self.enlargePipe(writeFD)
+    }
+
+    /// Pipes default to 64 KiB, which makes bulk DATA ping-pong between
+    /// processes; 1 MiB lets sender and receiver overlap. Best effort: no-op on sockets and files.
+    static func enlargePipe(_ fd: Int32) {
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO else { return }
+        _ = fcntl(fd, 1031 /* F_SETPIPE_SZ */, Int32(chunkSize))
     }
 
     deinit { chunk.deallocate() }

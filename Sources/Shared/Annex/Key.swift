@@ -55,7 +55,7 @@ public struct KeyError: Error, Equatable, CustomStringConvertible, Sendable {
 
     /// Keys in error messages are shown with control characters escaped and
     /// truncated, so a hostile key cannot forge log lines or flood a terminal.
-    static func printable(_ s: String) -> String {
+    public static func printable(_ s: String) -> String {
         var out = ""
         for scalar in s.unicodeScalars.prefix(80) {
             if scalar.value < 0x20 || scalar.value == 0x7f {

@@ -117,8 +117,26 @@ public struct P2PServerMachine: Sendable {
 
     /// A line that did not parse. git-annex answers and keeps the session open.
     public mutating func receiveUnparseable(_ error: P2PParseError) -> [Action] {
-        if case .awaitingAuth = state { return closeWith("ERROR before authentication: \(error.errorText)") }
-        return [.send(.error(error.errorText))]
+        let reply = P2PServerMachine.Action.send(.error(error.errorText))
+        switch state {
+        case .awaitingAuth:
+            return closeWith("ERROR before authentication: \(error.errorText)")
+        case .closed:
+            return []
+        // Where a particular reply was expected, an unparseable line ends the exchange, as
+        // any other wrong message does (git-annex: "expected DATA" etc.); the client saw ERROR.
+        case .locked(let key):
+            state = .ready
+            return [.effect(.unlockContent(key)), reply]
+        case .putAwaitingValidity(let key):
+            state = .ready
+            return [.effect(.discardReceived(key)), reply]
+        case .putAwaitingData, .getAwaitingResult:
+            state = .ready
+            return [reply]
+        case .ready, .waiting:
+            return [reply]
+        }
     }
 
     public mutating func receive(_ message: P2PMessage) -> [Action] {
@@ -169,7 +187,7 @@ public struct P2PServerMachine: Sendable {
             case .success, .failure:
                 state = .ready
                 return []
-            case .successPlus, .failurePlus where version >= 2:
+            case .successPlus where version >= 2, .failurePlus where version >= 2:
                 state = .ready
                 return []
             case .error:
