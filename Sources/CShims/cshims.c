@@ -10,3 +10,35 @@ int annexd_start_writeback(int fd, off_t offset, off_t nbytes) {
     return 0;
 #endif
 }
+
+#include <spawn.h>
+#include <unistd.h>
+#include <errno.h>
+extern char **environ;
+
+int annexd_spawn(const char *const argv[], const char *const envp[], const char *cwd,
+                 int in_fd, int out_fd, int err_fd, int *pid) {
+    posix_spawn_file_actions_t fa;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (rc != 0) return rc;
+    if (in_fd >= 0) rc = posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+    else rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0 && out_fd >= 0) rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    if (rc == 0 && err_fd >= 0) rc = posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+#ifdef __linux__
+    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    if (rc == 0 && cwd) rc = posix_spawn_file_actions_addchdir_np(&fa, cwd);
+#endif
+    if (rc == 0) {
+        pid_t p;
+        rc = posix_spawnp(&p, argv[0], &fa, NULL, (char *const *)argv,
+                          envp ? (char *const *)envp : environ);
+        if (rc == 0) *pid = p;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+int annexd_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

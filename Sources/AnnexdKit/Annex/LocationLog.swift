@@ -8,10 +8,8 @@ import Synchronization
 public final class LocationLog: @unchecked Sendable {
     private let repo: AnnexRepo
     private let lock = NSLock()
-    private var process: Process?
-    private var input: FileHandle?
-    private var output: FileHandle?
-    private var pending = Data()
+    private var process: ChildProcess?
+    private var pending: [UInt8] = []
 
     public init(repo: AnnexRepo) { self.repo = repo }
 
@@ -28,7 +26,7 @@ public final class LocationLog: @unchecked Sendable {
             for attempt in 0..<2 {
                 do {
                     try ensureStarted()
-                    try input!.write(contentsOf: Data(line.utf8))
+                    try Array(line.utf8).withUnsafeBytes { try Posix.writeAll(fd: process!.stdinFD, $0, what: "git annex setpresentkey") }
                     let reply = try readLine()
                     if reply.hasSuffix(" ok") { return }
                     throw LogError(description: "git annex setpresentkey \(key): \(reply)")
@@ -51,31 +49,20 @@ public final class LocationLog: @unchecked Sendable {
 
     private func ensureStarted() throws {
         if process != nil { return }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "annex", "setpresentkey", "--batch"]
-        p.currentDirectoryURL = URL(fileURLWithPath: repo.path)
-        let inp = Pipe(), out = Pipe()
-        p.standardInput = inp
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        process = p
-        input = inp.fileHandleForWriting
-        output = out.fileHandleForReading
-        pending = Data()
+        process = try ChildProcess(["git", "annex", "setpresentkey", "--batch"], cwd: repo.path, quietStderr: true)
+        pending = []
     }
 
     private func readLine() throws -> String {
         while true {
             if let nl = pending.firstIndex(of: 10) {
-                let line = String(decoding: pending[pending.startIndex..<nl], as: UTF8.self)
-                pending = Data(pending[(nl + 1)...])
+                let line = String(decoding: pending[..<nl], as: UTF8.self)
+                pending.removeSubrange(...nl)
                 return line
             }
             // FileHandle.read(upToCount:) waits for the whole count; read(2) returns what is there.
             var buf = [UInt8](repeating: 0, count: 4096)
-            let n = buf.withUnsafeMutableBytes { read(output!.fileDescriptor, $0.baseAddress, $0.count) }
+            let n = buf.withUnsafeMutableBytes { read(process!.stdoutFD, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw ProcessDied() }
             pending.append(contentsOf: buf[0..<n])
@@ -83,12 +70,8 @@ public final class LocationLog: @unchecked Sendable {
     }
 
     private func stopLocked() {
-        try? input?.close()
-        if let p = process {
-            p.waitUntilExit()
-        }
+        process?.closeStdin()
+        process?.wait()
         process = nil
-        input = nil
-        output = nil
     }
 }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 import Shared
 
 /// The I/O shell around `P2PClientMachine`: talks to a P2P server over a
@@ -14,7 +13,7 @@ public final class P2PClient {
     public private(set) var serverUUID: String?
     public var version: Int { machine.version }
     private var incoming: IncomingContent?
-    private var child: Process?
+    private var child: ChildProcess?
     /// Fault injection for tests: the connection "breaks" after this many payload bytes arrive.
     var receiveLimit: Int64?
 
@@ -28,22 +27,11 @@ public final class P2PClient {
 
     /// Runs `command` (e.g. `git-annex-shell p2pstdio DIR UUID`, or `annexd p2p-stdio DIR`) and talks to it.
     public static func spawn(_ command: [String], store: ObjectStore?, cwd: String? = nil) throws -> P2PClient {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = command
-        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        let toServer = Pipe(), fromServer = Pipe()
-        p.standardInput = toServer
-        p.standardOutput = fromServer
-        try p.run()
-        let conn = FDConnection(readFD: fromServer.fileHandleForReading.fileDescriptor,
-                                writeFD: toServer.fileHandleForWriting.fileDescriptor)
-        let client = P2PClient(connection: conn, store: store)
-        client.child = p
-        client.pipes = (toServer, fromServer)
+        let child = try ChildProcess(command, cwd: cwd)
+        let client = P2PClient(connection: FDConnection(readFD: child.stdoutFD, writeFD: child.stdinFD), store: store)
+        client.child = child
         return client
     }
-    private var pipes: (Pipe, Pipe)?
 
     /// Authenticates (or, for p2pstdio, waits for AUTH-SUCCESS) and negotiates the version.
     @discardableResult
@@ -122,11 +110,11 @@ public final class P2PClient {
         try? conn.flush()
         // Close both directions: a server blocked writing DATA we stopped reading
         // only notices through EPIPE.
-        if let (toServer, fromServer) = pipes {
-            try? toServer.fileHandleForWriting.close()
-            try? fromServer.fileHandleForReading.close()
+        if let child {
+            child.closeStdin()
+            child.closeStdout()
+            child.wait()
         }
-        child?.waitUntilExit()
         machine.closed()
     }
 

@@ -6,18 +6,11 @@ import Shared
 enum GitService {
     static func relay(service: String, repo: AnnexRepo, connection conn: FDConnection,
                       report: (String) -> Void) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", String(service.dropFirst(4)), repo.path]
-        let toService = Pipe(), fromService = Pipe()
-        p.standardInput = toService
-        p.standardOutput = fromService
-        p.standardError = FileHandle.standardError
-        try p.run()
+        let child = try ChildProcess(["git", String(service.dropFirst(4)), repo.path])
         try conn.flush()
 
         // Service output -> DATA frames, on its own thread.
-        let outFD = fromService.fileHandleForReading.fileDescriptor
+        let outFD = child.stdoutFD
         let writeFD = conn.writeFD
         let pumpDone = DispatchSemaphore(value: 0)
         let pump = Thread {
@@ -34,22 +27,23 @@ enum GitService {
         }
         pump.start()
 
-        // Client DATA frames -> service input, until the service exits.
-        let inFD = toService.fileHandleForWriting.fileDescriptor
+        // Client DATA frames -> service input, until the client stops sending or
+        // the service stops reading. The thread is left blocked on the connection
+        // when the service ends first: the session ends right after CONNECTDONE.
+        let inFD = child.stdinFD
         let feeder = Thread {
-            while p.isRunning {
+            while true {
                 guard let line = try? conn.readLine() else { break }
                 guard case .data(let n)? = try? P2PMessage.parse(line) else { break }
                 do {
                     try conn.readPayload(count: n) { try Posix.writeAll(fd: inFD, $0, what: "to git") }
                 } catch { break }
             }
-            try? toService.fileHandleForWriting.close()
+            child.closeStdin()
         }
         feeder.start()
-        p.waitUntilExit()
         pumpDone.wait()
-        _ = feeder
-        return p.terminationStatus
+        let status = child.wait()
+        return status
     }
 }

@@ -1,6 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
 import Foundation
 
 /// Runs short-lived helper programs (git, git-annex) and captures their output.
+/// posix_spawn and waitpid directly: Foundation's Process polls for exit in
+/// 50 ms steps, which would cost every session start that much per command.
 public enum Command {
     public struct Failure: Error, CustomStringConvertible {
         public let command: [String]
@@ -21,30 +27,44 @@ public enum Command {
     /// Runs `args[0]` (looked up in PATH) with the rest as arguments.
     public static func run(_ args: [String], cwd: String? = nil, environment: [String: String]? = nil,
                            stdin: Data? = nil) throws -> Output {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        if let environment { p.environment = environment }
-        let out = Pipe(), err = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
-        try p.run()
-        if let stdin {
-            inp.fileHandleForWriting.write(stdin)
-            try? inp.fileHandleForWriting.close()
+        var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard annexd_pipe_cloexec(&outPipe) == 0, annexd_pipe_cloexec(&errPipe) == 0 else { throw SystemError("pipe") }
+        if stdin != nil, annexd_pipe_cloexec(&inPipe) != 0 { throw SystemError("pipe") }
+        var pid: Int32 = 0
+        let rc = withCStrings(args) { argv in
+            withOptionalCStrings(environment.map { $0.map { "\($0.key)=\($0.value)" } }) { envp in
+                annexd_spawn(argv, envp, cwd, inPipe[0], outPipe[1], errPipe[1], &pid)
+            }
         }
-        // Drain stderr concurrently so a chatty child cannot block on a full pipe.
-        nonisolated(unsafe) var errData = Data()
-        let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        errReader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        while !errReader.isFinished { usleep(1000) }
-        return Output(status: p.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        for fd in [inPipe[0], outPipe[1], errPipe[1]] where fd >= 0 { close(fd) }
+        guard rc == 0 else {
+            for fd in [inPipe[1], outPipe[0], errPipe[0]] where fd >= 0 { close(fd) }
+            throw SystemError("run \(args.first ?? "")", errno: rc)
+        }
+        // Feed stdin and drain stderr on threads so no pipe can fill and block the child.
+        let feeder = stdin.map { data -> Thread in
+            let fd = inPipe[1]
+            let t = Thread {
+                data.withUnsafeBytes { try? Posix.writeAll(fd: fd, $0, what: "child stdin") }
+                close(fd)
+            }
+            t.start()
+            return t
+        }
+        let errBox = Box()
+        let errDone = DispatchSemaphore(value: 0)
+        let errFD = errPipe[0]
+        Thread { errBox.data = readAll(errFD); errDone.signal() }.start()
+        let out = readAll(outPipe[0])
+        errDone.wait()
+        close(outPipe[0])
+        close(errPipe[0])
+        _ = feeder
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Output(status: code, stdout: String(decoding: out, as: UTF8.self),
+                      stderr: String(decoding: errBox.data, as: UTF8.self))
     }
 
     /// Runs and returns stdout, throwing `Failure` on a non-zero exit.
@@ -53,5 +73,30 @@ public enum Command {
         let r = try run(args, cwd: cwd)
         guard r.status == 0 else { throw Failure(command: args, status: r.status, stderr: r.stderr) }
         return r.stdout
+    }
+
+    private final class Box: @unchecked Sendable { var data: [UInt8] = [] }
+
+    private static func readAll(_ fd: Int32) -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return out }
+            out.append(contentsOf: buf[0..<n])
+        }
+    }
+
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let ptrs: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) } + [nil]
+        return ptrs.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
+    private static func withOptionalCStrings<R>(_ strings: [String]?, _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+        guard let strings else { return body(nil) }
+        return withCStrings(strings) { body($0) }
     }
 }

@@ -5,3 +5,13 @@
 /// SYNC_FILE_RANGE_WRITE); a no-op returning 0 elsewhere.
 int annexd_start_writeback(int fd, off_t offset, off_t nbytes);
 #endif
+
+/// posix_spawnp of argv[0] (PATH lookup) with stdin/stdout/stderr set to the
+/// given descriptors (-1: /dev/null for stdin, inherit for stdout/stderr), in
+/// directory `cwd` (NULL: inherit), every other descriptor closed in the child.
+/// `envp` NULL inherits the environment. Returns 0 and sets *pid, or an errno value.
+int annexd_spawn(const char *const argv[], const char *const envp[], const char *cwd,
+                 int in_fd, int out_fd, int err_fd, int *pid);
+
+/// pipe2(fds, O_CLOEXEC): a pipe whose ends no spawned child inherits.
+int annexd_pipe_cloexec(int fds[2]);
