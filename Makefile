@@ -9,6 +9,11 @@ BUILD_DIR := .build/$(CONFIG)
 VENV := .venv
 APT_PACKAGES := libsodium-dev libjansson-dev git git-annex tor socat python3-venv pkg-config time
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Tests and benchmarks make commits in scratch repositories; a clean CI machine has no git identity.
+export GIT_AUTHOR_NAME ?= annexd tests
+export GIT_AUTHOR_EMAIL ?= tests@annexd.invalid
+export GIT_COMMITTER_NAME ?= annexd tests
+export GIT_COMMITTER_EMAIL ?= tests@annexd.invalid
 
 .PHONY: all deps test-deps build release run demo test test-fast test-integration bench install clean
 

@@ -41,6 +41,12 @@ public final class LocationLog: @unchecked Sendable {
         }
     }
 
+    /// Starts the batch process ahead of need (when content starts arriving), so
+    /// git-annex's start-up overlaps the transfer instead of following it.
+    public func prepare() {
+        lock.withLock { try? ensureStarted() }
+    }
+
     public func close() {
         lock.withLock { stopLocked() }
     }

@@ -72,6 +72,7 @@ public final class ObjectStore: @unchecked Sendable {
     /// does for resumed transfers and protocol v0 (no VALID from the sender).
     public func beginReceive(_ key: AnnexKey, offset: Int64, mustVerify: Bool = false) throws -> IncomingContent {
         try Posix.makeDirectories(repo.tmpDir)
+        log.prepare()
         let path = repo.partialPath(key)
         let fd = try Posix.check("open", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
         let incoming = IncomingContent(key: key, path: path, fd: fd,
