@@ -211,8 +211,49 @@ public final class IncomingContent: @unchecked Sendable {
         flushedTo = offset
     }
 
+    /// Reads `count` payload bytes from `conn` into the partial file, hashing as
+    /// they come; stops early at end of stream (or, for fault-injection tests,
+    /// after `limit` bytes). Returns the bytes received. With a pipelined hasher
+    /// the bytes go from the socket into the hasher's buffers with no extra copy.
+    public func receive(from conn: FDConnection, count: Int64, limit: Int64? = nil) throws -> Int64 {
+        var remaining = min(count, limit ?? count)
+        guard let piped = hasher as? PipelinedHasher else {
+            let got = try conn.readPayload(count: remaining) { try self.write($0) }
+            return got
+        }
+        var got: Int64 = 0
+        while remaining > 0 {
+            let buf = piped.acquire()
+            let want = Int(min(remaining, Int64(buf.count)))
+            let n: Int
+            do {
+                n = try conn.readPayloadSome(into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<want]))
+            } catch {
+                piped.submit(buf, count: 0)
+                throw error
+            }
+            if n > 0 {
+                do {
+                    try appendToFile(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+                } catch {
+                    piped.submit(buf, count: 0)
+                    throw error
+                }
+            }
+            piped.submit(buf, count: n)
+            if n == 0 { break }
+            got += Int64(n)
+            remaining -= Int64(n)
+        }
+        return got
+    }
+
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         hasher?.update(bytes)
+        try appendToFile(bytes)
+    }
+
+    private func appendToFile(_ bytes: UnsafeRawBufferPointer) throws {
         try Posix.writeAll(fd: fd, bytes, what: path)
         size += Int64(bytes.count)
         // Start writeback as content arrives, so the fsync before the final

@@ -94,6 +94,24 @@ final class PipelinedHasher: ContentHasher, @unchecked Sendable {
         }
     }
 
+    /// Zero-copy path: a free pipeline buffer to fill (blocks while all are in flight).
+    /// Hand it back with `submit(_:count:)`; do not mix with `update` for the same bytes.
+    func acquire() -> UnsafeMutableRawBufferPointer {
+        submit()
+        channel.free.wait()
+        channel.lock.lock()
+        defer { channel.lock.unlock() }
+        return channel.pool.removeLast()
+    }
+
+    /// Queues the first `count` bytes of an acquired buffer for hashing.
+    func submit(_ buffer: UnsafeMutableRawBufferPointer, count: Int) {
+        channel.lock.lock()
+        channel.queue.append((buffer, count))
+        channel.lock.unlock()
+        channel.ready.signal()
+    }
+
     private func submit() {
         guard let p = pending else { return }
         pending = nil

@@ -176,16 +176,12 @@ public final class P2PClient {
         // resume, so anything else is taken as a fresh start.
         let target = try store.beginReceive(key, offset: offset, mustVerify: machine.version == 0)
         incoming = target
-        var limit = receiveLimit
-        let got = try conn.readPayload(count: length) { buf in
-            if let l = limit {
-                if Int64(buf.count) >= l {
-                    try target.write(UnsafeRawBufferPointer(rebasing: buf[0..<Int(l)]))
-                    throw ClientError.closed
-                }
-                limit = l - Int64(buf.count)
-            }
-            try target.write(buf)
+        let got = try target.receive(from: conn, count: length, limit: receiveLimit)
+        if let limit = receiveLimit, got >= limit {
+            // Fault injection: the connection "broke" here; the partial stays.
+            target.closeFile()
+            incoming = nil
+            throw ClientError.closed
         }
         if got < length {
             target.closeFile()

@@ -139,7 +139,7 @@ public final class P2PServerSession {
         case .receiveData(let key, let offset, let length):
             let target = try store.beginReceive(key, offset: offset, mustVerify: machine.version == 0)
             incoming = target
-            let got = try conn.readPayload(count: length) { try target.write($0) }
+            let got = try target.receive(from: conn, count: length)
             if got < length {
                 target.closeFile()
                 incoming = nil

@@ -91,6 +91,26 @@ public final class FDConnection: @unchecked Sendable {
         return count - remaining
     }
 
+    /// Reads up to `buffer.count` payload bytes straight into `buffer` (bytes
+    /// already buffered first). Returns 0 only at end of stream.
+    public func readPayloadSome(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if input.bufferedCount > 0 {
+            return input.takeBytes(max: buffer.count) { buf in
+                buffer.baseAddress!.copyMemory(from: buf.baseAddress!, byteCount: buf.count)
+                return buf.count
+            }
+        }
+        while true {
+            let n = read(readFD, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read from peer")
+            }
+            if n == 0 { atEOF = true }
+            return n
+        }
+    }
+
     public func send(_ message: P2PMessage) {
         let line = message.wireLine
         trace?(">", line)
