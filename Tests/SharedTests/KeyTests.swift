@@ -44,6 +44,15 @@ import Testing
         #expect(throws: KeyError(key: text, reason: "longer than 255 bytes")) { try AnnexKey(parsing: text) }
     }
 
+    @Test func extensionLimitIsGitAnnexs() throws {
+        let hash = String(repeating: "a", count: 64)
+        _ = try AnnexKey(parsing: "SHA256E-s1--\(hash)." + String(repeating: "x", count: 63))
+        let long = "SHA256E-s1--\(hash)." + String(repeating: "x", count: 64)
+        #expect(throws: KeyError(key: long, reason: "extension longer than 64 bytes")) { try AnnexKey(parsing: long) }
+        // Without the E, the same name is just a name.
+        _ = try AnnexKey(parsing: "SHA256-s1--\(hash)." + String(repeating: "x", count: 64))
+    }
+
     @Test func errorTextEscapesControlCharacters() {
         let e = KeyError(key: "A--x\ny", reason: "r")
         #expect(e.description == #"invalid key "A--x\xay": r"#)

@@ -117,6 +117,10 @@ extension AnnexKey {
             throw fail("-S and -C must come together")
         }
         if let c = key.chunkSize, c == 0 { throw fail("chunk size 0") }
+        // git-annex's own limit: the extension of an *E key (from its first '.') is at most 64 bytes.
+        if key.backend.hasExtension, let dot = name.firstIndex(of: "."), name[dot...].utf8.count > 64 {
+            throw fail("extension longer than 64 bytes")
+        }
         // Reject non-canonical spellings (field order, leading zeros): the same
         // content must always have one key, one object path.
         guard key.serialized == text else { throw fail("fields out of canonical order") }
