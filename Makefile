@@ -7,7 +7,7 @@ SWIFT ?= swift
 CONFIG ?= debug
 BUILD_DIR := .build/$(CONFIG)
 VENV := .venv
-APT_PACKAGES := libsodium-dev libjansson-dev git git-annex tor socat python3-venv pkg-config time
+APT_PACKAGES := libsodium-dev libjansson-dev git git-annex tor socat python3-venv pkg-config time iproute2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and benchmarks make commits in scratch repositories; a clean CI machine has no git identity.
 export GIT_AUTHOR_NAME ?= annexd tests

@@ -13,6 +13,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", path: "Sources/CSodium", pkgConfig: "libsodium",
@@ -23,13 +26,17 @@ let package = Package(
         .target(name: "CShims", path: "Sources/CShims"),
         // Pure cores: keys, backends, P2P codec and state machines. No sockets, no processes.
         .target(name: "Shared", dependencies: [
-            "CSodium",
+            "CSodium", "CJansson",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The daemon's I/O shells: object store, content locks, git-annex plumbing, P2P sessions.
         .target(name: "AnnexdKit", dependencies: [
             "Shared", "CShims",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSOCKS", package: "swift-nio-extras"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "annexd", dependencies: [
             "AnnexdKit",

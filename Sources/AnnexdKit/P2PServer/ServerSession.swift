@@ -7,7 +7,8 @@ import Shared
 /// connection, performs the machine's actions against the object store, and
 /// writes replies. One session per connection; blocking I/O on its own thread.
 public final class P2PServerSession {
-    public typealias Authenticator = @Sendable (_ clientUUID: String, _ token: String) -> Bool
+    /// Decides an AUTH: the access the token grants, or nil.
+    public typealias Authenticator = (_ clientUUID: String, _ token: String) -> PeerAccess?
 
     let conn: FDConnection
     let store: ObjectStore
@@ -24,12 +25,12 @@ public final class P2PServerSession {
 
     public init(connection: FDConnection, store: ObjectStore, config: P2PServerMachine.Config,
                 clientUUID: String? = nil, events: P2PServerEvents? = nil,
-                authenticate: @escaping Authenticator = { _, _ in false },
+                authenticateAccess: @escaping Authenticator = { _, _ in nil },
                 report: @escaping (String) -> Void) {
         self.conn = connection
         self.store = store
         self.machine = P2PServerMachine(config: config, clientUUID: clientUUID)
-        self.authenticate = authenticate
+        self.authenticate = authenticateAccess
         self.report = report
         self.events = events
     }
@@ -94,9 +95,13 @@ public final class P2PServerSession {
     private func handle(_ request: P2PServerMachine.LocalRequest) throws -> P2PServerMachine.LocalResult {
         switch request {
         case .checkAuth(let uuid, let token):
-            let ok = authenticate(uuid, token)
-            events?.authenticated(clientUUID: uuid, ok: ok)
-            return .authenticated(ok)
+            let access = authenticate(uuid, token)
+            events?.authenticated(clientUUID: uuid, ok: access != nil)
+            switch access {
+            case .readWrite: return .authenticated(true)
+            case .readOnly: return .authenticatedReadOnly
+            case nil: return .authenticated(false)
+            }
 
         case .checkPresent(let key):
             return .present(store.isPresent(key))

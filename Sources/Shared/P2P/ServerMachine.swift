@@ -52,6 +52,8 @@ public struct P2PServerMachine: Sendable {
 
     public enum LocalResult: Equatable, Sendable {
         case authenticated(Bool)
+        /// The token is valid but grants read-only access (a read-only peer).
+        case authenticatedReadOnly
         case present(Bool)
         case locked(Bool)
         case done(Bool)
@@ -101,6 +103,8 @@ public struct P2PServerMachine: Sendable {
     public private(set) var version = 0
     public private(set) var clientUUID: String?
     public private(set) var isAuthenticated: Bool
+    /// Write access refused: from the config, or because the peer's token is read-only.
+    public private(set) var readOnly: Bool
     public var isClosed: Bool { state == .closed }
 
     public init(config: Config, clientUUID: String? = nil) {
@@ -108,6 +112,7 @@ public struct P2PServerMachine: Sendable {
         self.clientUUID = clientUUID
         self.state = config.preauthenticated ? .ready : .awaitingAuth(failures: 0)
         self.isAuthenticated = config.preauthenticated
+        self.readOnly = config.readOnly
     }
 
     /// What to do when the session opens.
@@ -214,24 +219,24 @@ public struct P2PServerMachine: Sendable {
         case .lockContent(let key):
             return wait(.lockContent(key))
         case .remove(let key):
-            if config.readOnly { return readOnlyRefusal }
+            if readOnly { return readOnlyRefusal }
             return wait(.remove(key, before: nil))
         case .removeBefore(let ts, let key) where version >= 3:
-            if config.readOnly { return readOnlyRefusal }
+            if readOnly { return readOnlyRefusal }
             return wait(.remove(key, before: ts))
         case .getTimestamp where version >= 3:
             return wait(.getTimestamp)
         case .get(let offset, _, let key):
             return wait(.sendContent(key, offset: offset, withValidity: version >= 1))
         case .put(_, let key):
-            if config.readOnly { return readOnlyRefusal }
+            if readOnly { return readOnlyRefusal }
             return wait(.preparePut(key))
         case .notifyChange:
             return wait(.waitForChange)
         case .connect(let service):
             switch service {
             case "git-upload-pack": break
-            case "git-receive-pack": if config.readOnly { return readOnlyRefusal }
+            case "git-receive-pack": if readOnly { return readOnlyRefusal }
             default: return [.send(.error("unsupported service \(KeyError.printable(service))"))]
             }
             return wait(.connect(service: service))
@@ -252,6 +257,11 @@ public struct P2PServerMachine: Sendable {
             return [.send(.error(why))]
         }
         switch (request, result) {
+        case (.checkAuth(let uuid, _), .authenticatedReadOnly):
+            readOnly = true
+            clientUUID = uuid
+            isAuthenticated = true
+            return [.send(.authSuccess(uuid: config.serverUUID))]
         case (.checkAuth(let uuid, _), .authenticated(let ok)):
             if ok {
                 clientUUID = uuid

@@ -1,0 +1,113 @@
+import Foundation
+import Synchronization
+
+/// The daemon's event stream: every event gets the next id (gapless, from 1,
+/// within one boot) and the boot id; the last `capacity` events are kept so a
+/// consumer can resume with `since`. Subscribers get events through a bounded
+/// queue; one that falls behind is told where to resume and dropped, never
+/// silently skipped.
+public final class EventLog: Sendable {
+    public struct Event: Sendable, Equatable {
+        public let id: UInt64
+        public let boot: String
+        public let type: String
+        /// The event's fields, as a JSON object text (built by the caller).
+        public let fieldsJSON: String
+        public let time: Double
+    }
+
+    public enum Delivery: Sendable, Equatable {
+        case event(Event)
+        /// The subscriber fell behind: it must resubscribe with `since: resumeFrom`.
+        case overflow(resumeFrom: UInt64)
+    }
+
+    public enum SubscribeError: Error, Equatable, Sendable {
+        /// `since` is older than the ring keeps; the oldest replayable id is given.
+        case tooOld(oldest: UInt64)
+        /// `since` is in the future for this boot.
+        case unknownID(latest: UInt64)
+    }
+
+    public let boot: String
+    public let capacity: Int
+    private struct State {
+        var ring: [Event] = []
+        var start = 0
+        var nextID: UInt64 = 1
+        var subscribers: [UInt64: Subscriber] = [:]
+        var nextSubscriber: UInt64 = 1
+    }
+    private let state: Mutex<State>
+
+    public init(capacity: Int = 4096, boot: String = UUID().uuidString.lowercased()) {
+        self.capacity = capacity
+        self.boot = boot
+        state = Mutex(State())
+    }
+
+    /// A live subscription: `deliver` is called (on the publisher's thread) for each
+    /// event; it must not block. It returns false when its queue is full.
+    public final class Subscriber: @unchecked Sendable {
+        let types: Set<String>?
+        let deliver: @Sendable (Delivery) -> Bool
+        init(types: Set<String>?, deliver: @escaping @Sendable (Delivery) -> Bool) {
+            self.types = types
+            self.deliver = deliver
+        }
+        func wants(_ e: Event) -> Bool { types?.contains(e.type) ?? true }
+    }
+
+    @discardableResult
+    public func publish(_ type: String, fieldsJSON: String = "{}") -> Event {
+        var dropped: [(Subscriber, UInt64)] = []
+        let event: Event = state.withLock { s in
+            let e = Event(id: s.nextID, boot: boot, type: type, fieldsJSON: fieldsJSON,
+                          time: Date().timeIntervalSince1970)
+            s.nextID += 1
+            if s.ring.count < capacity {
+                s.ring.append(e)
+            } else {
+                s.ring[s.start] = e
+                s.start = (s.start + 1) % capacity
+            }
+            for (id, sub) in s.subscribers where sub.wants(e) {
+                if !sub.deliver(.event(e)) {
+                    s.subscribers[id] = nil
+                    dropped.append((sub, e.id))
+                }
+            }
+            return e
+        }
+        for (sub, id) in dropped { _ = sub.deliver(.overflow(resumeFrom: id - 1)) }
+        return event
+    }
+
+    public var latestID: UInt64 { state.withLock { $0.nextID - 1 } }
+
+    /// Replays events after `since` (all kept events when nil), then streams new
+    /// ones; replay and registration happen atomically, so nothing falls between.
+    public func subscribe(since: UInt64?, types: Set<String>?,
+                          deliver: @escaping @Sendable (Delivery) -> Bool) throws(SubscribeError) -> UInt64 {
+        let sub = Subscriber(types: types, deliver: deliver)
+        return try state.withLock { s throws(SubscribeError) -> UInt64 in
+            let ordered = Array(s.ring[s.start...] + s.ring[..<s.start])
+            let oldest = ordered.first?.id ?? s.nextID
+            if let since {
+                if since >= s.nextID { if since != s.nextID - 1 { throw .unknownID(latest: s.nextID - 1) } }
+                if since + 1 < oldest { throw .tooOld(oldest: oldest) }
+            }
+            for e in ordered where e.id > (since ?? 0) && sub.wants(e) {
+                if !sub.deliver(.event(e)) { _ = sub.deliver(.overflow(resumeFrom: e.id - 1)); return 0 }
+            }
+            let id = s.nextSubscriber
+            s.nextSubscriber += 1
+            s.subscribers[id] = sub
+            return id
+        }
+    }
+
+    public func unsubscribe(_ id: UInt64) {
+        _ = state.withLock { $0.subscribers.removeValue(forKey: id) }
+    }
+}

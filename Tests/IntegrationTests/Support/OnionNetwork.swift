@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+@testable import AnnexdKit
+
+/// Stands in for the Tor network in tests: a SOCKS5 server on 127.0.0.1:9050
+/// (the port stock git-annex hard-codes) that connects `<onion>:<port>` to a
+/// unix socket. As root it runs in a private network namespace, so a tor
+/// already on 9050 does not matter; commands that must use it run through
+/// `run(_:in:)`. Unix sockets are reachable from the namespace as from anywhere.
+final class OnionNetwork {
+    struct Unavailable: Error, CustomStringConvertible { let description: String }
+
+    let scratch = Scratch("annexd-onionnet")
+    let namespace: String?
+    private let socks: Process
+    var mapFile: String { scratch.path + "/map" }
+
+    init() throws {
+        FileManager.default.createFile(atPath: scratch.path + "/map", contents: Data())
+        let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/onion-socks.py"
+        if getuid() == 0 {
+            let ns = "annexd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            try sh("ip netns add \(ns) && ip netns exec \(ns) ip link set lo up", in: "/")
+            namespace = ns
+            socks = Process()
+            socks.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            socks.arguments = ["ip", "netns", "exec", ns, "python3", script, "127.0.0.1", "9050", scratch.path + "/map"]
+        } else {
+            // Without root there is no private namespace: 9050 itself must be free.
+            let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = UInt16(9050).bigEndian
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let busy = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(probe)
+            if busy {
+                throw Unavailable(description: "127.0.0.1:9050 is in use and only root can make a private network namespace")
+            }
+            namespace = nil
+            socks = Process()
+            socks.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            socks.arguments = ["python3", script, "127.0.0.1", "9050", scratch.path + "/map"]
+        }
+        let out = Pipe()
+        socks.standardOutput = out
+        try socks.run()
+        // Wait for "ready" (bounded).
+        let deadline = Date().addingTimeInterval(10)
+        var seen = Data()
+        while Date() < deadline, !String(decoding: seen, as: UTF8.self).contains("ready") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen.append(chunk)
+        }
+        guard String(decoding: seen, as: UTF8.self).contains("ready") else {
+            socks.terminate()
+            throw Unavailable(description: "the SOCKS stand-in did not start")
+        }
+    }
+
+    deinit {
+        kill(socks.processIdentifier, SIGKILL)
+        socks.waitUntilExit()
+        if let namespace { _ = try? sh("ip netns delete \(namespace)", in: "/", allowFailure: true) }
+    }
+
+    /// Routes `<onion>:<port>` to the unix socket at `path`.
+    func map(_ onionAndPort: String, to path: String) throws {
+        let line = "\(onionAndPort) \(path)\n"
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: mapFile))
+        h.seekToEndOfFile()
+        h.write(Data(line.utf8))
+        try h.close()
+    }
+
+    /// Runs a shell script where 127.0.0.1:9050 is the stand-in.
+    @discardableResult
+    func run(_ script: String, in cwd: String, annex: TestEnvironment.GitAnnex, allowFailure: Bool = false) throws -> String {
+        guard let namespace else { return try sh(script, in: cwd, annex: annex, allowFailure: allowFailure) }
+        let quoted = "'" + script.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        return try sh("ip netns exec \(namespace) sh -c \(quoted)", in: cwd, annex: annex, allowFailure: allowFailure)
+    }
+
+    /// A syntactically valid v3 onion name for tests (56 base32 characters).
+    static func fakeOnion() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
+        return String((0..<56).map { _ in alphabet.randomElement()! }) + ".onion"
+    }
+}
