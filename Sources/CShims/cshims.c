@@ -12,6 +12,7 @@ int annexd_start_writeback(int fd, off_t offset, off_t nbytes) {
 }
 
 #include <spawn.h>
+#include <signal.h>
 #include <unistd.h>
 #include <errno.h>
 extern char **environ;
@@ -29,11 +30,23 @@ int annexd_spawn(const char *const argv[], const char *const envp[], const char 
     if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     if (rc == 0 && cwd) rc = posix_spawn_file_actions_addchdir_np(&fa, cwd);
 #endif
+    /* The child starts with no blocked signals and default dispositions: a
+       thread's mask (Dispatch, Swift concurrency) or SIGPIPE ignored here must
+       not leak into tor or git. */
+    posix_spawnattr_t attr;
+    if (rc == 0) rc = posix_spawnattr_init(&attr);
     if (rc == 0) {
+        sigset_t none, all;
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &all);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
         pid_t p;
-        rc = posix_spawnp(&p, argv[0], &fa, NULL, (char *const *)argv,
+        rc = posix_spawnp(&p, argv[0], &fa, &attr, (char *const *)argv,
                           envp ? (char *const *)envp : environ);
         if (rc == 0) *pid = p;
+        posix_spawnattr_destroy(&attr);
     }
     posix_spawn_file_actions_destroy(&fa);
     return rc;
