@@ -4,11 +4,12 @@ import Foundation
 import Shared
 
 @main
-struct Annexd: ParsableCommand {
+struct Annexd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annexd",
         abstract: "Serve git-annex repositories to each other over Tor onion services.",
-        subcommands: [P2PStdio.self])
+        subcommands: [Serve.self, P2PStdio.self],
+        defaultSubcommand: Serve.self)
 }
 
 /// Stands in for `git-annex-shell p2pstdio`: one already authenticated P2P session on stdin/stdout.

@@ -1,0 +1,278 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import NIOCore
+import NIOPosix
+import Shared
+import Synchronization
+
+/// Who is calling, and the connection the call came on (for subscriptions).
+public struct RPCCaller: Sendable {
+    public let uid: UInt32
+    public let pid: Int32
+    public let connection: RPCConnection
+}
+
+/// One client connection: replies and event notifications are written through it.
+public final class RPCConnection: @unchecked Sendable {
+    let channel: Channel
+    /// Notifications queued but not yet written; past `maxPending` the subscriber is cut off.
+    private let pending = Atomic<Int>(0)
+    static let maxPending = 10_000
+    private let subscription = Mutex<UInt64?>(nil)
+
+    init(channel: Channel) { self.channel = channel }
+
+    func write(_ bytes: [UInt8]) {
+        var buf = channel.allocator.buffer(capacity: bytes.count + 1)
+        buf.writeBytes(bytes)
+        buf.writeInteger(UInt8(ascii: "\n"))
+        channel.writeAndFlush(buf, promise: nil)
+    }
+
+    /// Queues an event notification; false when this client has fallen too far behind.
+    public func notify(_ bytes: [UInt8]) -> Bool {
+        guard pending.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxPending else {
+            pending.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        var buf = channel.allocator.buffer(capacity: bytes.count + 1)
+        buf.writeBytes(bytes)
+        buf.writeInteger(UInt8(ascii: "\n"))
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { [self] _ in pending.wrappingSubtract(1, ordering: .relaxed) }
+        channel.writeAndFlush(buf, promise: promise)
+        return true
+    }
+
+    private let afterReply = Mutex<[@Sendable () -> Void]>([])
+    /// Requests being answered, and whether the client closed its sending side:
+    /// a client that sends and half-closes (socat, `nc -N`) still gets its replies.
+    private let flow = Mutex<(inFlight: Int, inputClosed: Bool)>((0, false))
+
+    func began() { flow.withLock { $0.inFlight += 1 } }
+
+    func finished() {
+        let close = flow.withLock { f -> Bool in
+            f.inFlight -= 1
+            return f.inputClosed && f.inFlight == 0
+        }
+        if close && subscription.withLock({ $0 == nil }) { channel.close(promise: nil) }
+    }
+
+    func inputClosed() {
+        let close = flow.withLock { f -> Bool in
+            f.inputClosed = true
+            return f.inFlight == 0
+        }
+        if close && subscription.withLock({ $0 == nil }) { channel.close(promise: nil) }
+    }
+
+    /// Runs `work` once the reply to the current request has been written
+    /// (an event subscription starts streaming only after its result).
+    public func afterReply(_ work: @escaping @Sendable () -> Void) {
+        afterReply.withLock { $0.append(work) }
+    }
+
+    func runAfterReply() {
+        let work = afterReply.withLock { w in defer { w = [] }; return w }
+        for w in work { w() }
+    }
+
+    /// The event subscription of this connection (one at a time).
+    public func setSubscription(_ id: UInt64?) -> UInt64? {
+        subscription.withLock { old in defer { old = id }; return old }
+    }
+
+    public func close() { channel.close(promise: nil) }
+}
+
+/// The JSON-RPC server on the daemon's unix socket: one JSON text per line,
+/// UTF-8; the socket 0600 in a 0700 directory; callers of another uid refused
+/// (SO_PEERCRED). Requests run concurrently; replies carry their ids.
+public final class RPCServer: @unchecked Sendable {
+    public struct Limits: Sendable {
+        public var maxLineBytes = 1 << 20
+        public var maxConnections = 1024
+        public var rpc = RPCLimits()
+        public init() {}
+    }
+
+    public let socketPath: String
+    let group: EventLoopGroup
+    let dispatcher: RPCDispatcher<RPCCaller>
+    let limits: Limits
+    let onDisconnect: @Sendable (RPCConnection) -> Void
+    private var channel: Channel?
+    private let connections = Atomic<Int>(0)
+
+    public init(socketPath: String, group: EventLoopGroup, dispatcher: RPCDispatcher<RPCCaller>, limits: Limits = .init(),
+                onDisconnect: @escaping @Sendable (RPCConnection) -> Void) {
+        self.socketPath = socketPath
+        self.group = group
+        self.dispatcher = dispatcher
+        self.limits = limits
+        self.onDisconnect = onDisconnect
+    }
+
+    public struct SocketInUse: Error, CustomStringConvertible {
+        public let path: String
+        public var description: String {
+            "\(path) is in use by a running annexd; stop it first, or use another --socket"
+        }
+    }
+
+    public func start() throws {
+        let dir = Posix.dirname(socketPath)
+        try Posix.makeDirectories(dir, mode: 0o700)
+        chmod(dir, 0o700)
+        // A socket left by a daemon that died is removed; one that answers is not ours to take.
+        if Posix.exists(socketPath) {
+            if Self.answers(socketPath) { throw SocketInUse(path: socketPath) }
+            unlink(socketPath)
+        }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(BoundedLineDecoder(maxLength: limits.maxLineBytes)))
+                    try channel.pipeline.syncOperations.addHandler(RPCChannelHandler(server: self))
+                }
+            }
+        // The socket is created 0600 (umask) so no other user can race to connect.
+        let old = umask(0o177)
+        defer { umask(old) }
+        channel = try bootstrap.bind(unixDomainSocketPath: socketPath).wait()
+        chmod(socketPath, 0o600)
+    }
+
+    public func stop() {
+        try? channel?.close().wait()
+        unlink(socketPath)
+    }
+
+    public var connectionCount: Int { connections.load(ordering: .relaxed) }
+
+    static func answers(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
+    }
+
+    fileprivate func admit() -> Bool {
+        connections.wrappingAdd(1, ordering: .relaxed).newValue <= limits.maxConnections
+    }
+
+    fileprivate func leave() { connections.wrappingSubtract(1, ordering: .relaxed) }
+}
+
+/// SO_PEERCRED's `struct ucred` (Linux layout).
+struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}
+
+final class RPCChannelHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let server: RPCServer
+    private var caller: RPCCaller?
+    /// Lines (and an end of input) that arrive before the credentials check completes.
+    private var queued: [ByteBuffer] = []
+    private var inputEndedEarly = false
+    private var admitted = false
+    private var connection: RPCConnection?
+
+    init(server: RPCServer) { self.server = server }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let conn = RPCConnection(channel: context.channel)
+        connection = conn
+        admitted = server.admit()
+        guard admitted else {
+            reject(conn, RPCError(.busy, message: "annexd has too many RPC connections open (\(server.limits.maxConnections)); try again later", reason: "too_many_connections"))
+            return
+        }
+        guard let provider = context.channel as? SocketOptionProvider else { conn.close(); return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+            .whenComplete { (result: Result<PeerCredentials, Error>) in
+                let handler = loopBound.value
+                switch result {
+                case .success(let cred) where cred.uid == getuid():
+                    let caller = RPCCaller(uid: cred.uid, pid: cred.pid, connection: conn)
+                    handler.caller = caller
+                    for line in handler.queued { handler.handle(line, caller) }
+                    handler.queued = []
+                    if handler.inputEndedEarly { conn.inputClosed() }
+                case .success(let cred):
+                    handler.reject(conn, RPCError(.permissionDenied, message: "uid \(cred.uid) may not use the annexd of uid \(getuid())",
+                                                  reason: "wrong_uid"))
+                case .failure:
+                    handler.reject(conn, RPCError(.permissionDenied, message: "cannot check the caller's credentials", reason: "no_peer_credentials"))
+                }
+            }
+    }
+
+    private func reject(_ conn: RPCConnection, _ error: RPCError) {
+        conn.write(RPCResponse(id: .null, error: error).json.serializedBytes())
+        conn.close()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if admitted { server.leave() }
+        if let connection { server.onDisconnect(connection) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        guard let caller else {
+            if queued.count < 64 { queued.append(line) } else { context.close(promise: nil) }
+            return
+        }
+        handle(line, caller)
+    }
+
+    private func handle(_ line: ByteBuffer, _ caller: RPCCaller) {
+        let bytes = Array(line.readableBytesView)
+        let dispatcher = server.dispatcher
+        let limits = server.limits.rpc
+        caller.connection.began()
+        Task {
+            let reply = await dispatcher.reply(toText: bytes, limits: limits, context: caller)
+            if let out = reply.serializedBytes() { caller.connection.write(out) }
+            caller.connection.runAfterReply()
+            caller.connection.finished()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? ChannelEvent, e == .inputClosed {
+            if caller == nil { inputEndedEarly = true } else { connection?.inputClosed() }
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is BoundedLineDecoder.LineTooLong, let connection {
+            reject(connection, RPCError(.parseError, message: "request line longer than \(server.limits.maxLineBytes) bytes",
+                                        reason: "too_large"))
+        } else {
+            context.close(promise: nil)
+        }
+    }
+}
