@@ -34,6 +34,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(help: .hidden)
+    var authFailureDelay: Double?
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -59,9 +62,14 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "annexd")
         let parts = socks.split(separator: ":")
-        let config = Daemon.Config(stateDir: stateDir ?? StateDirectory.defaultPath(),
+        var config = Daemon.Config(stateDir: stateDir ?? StateDirectory.defaultPath(),
                                    socketPath: socket ?? Daemon.Config.defaultSocketPath(),
                                    tor: tor, socksHost: String(parts[0]), socksPort: Int(parts[1])!)
+        if let authFailureDelay {
+            // For tests: the longest delay after a failed AUTH (default 2 s).
+            config.listenerLimits.maxFailureDelay = authFailureDelay
+            config.listenerLimits.baseFailureDelay = min(config.listenerLimits.baseFailureDelay, authFailureDelay)
+        }
         let daemon: Daemon
         do {
             daemon = try Daemon(config: config, logger: logger)

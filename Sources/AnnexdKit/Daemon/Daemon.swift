@@ -16,6 +16,8 @@ public final class Daemon: @unchecked Sendable {
         public var tor: String
         public var socksHost: String
         public var socksPort: Int
+        /// Limits of every repository's P2P listener (AUTH delays, connection caps).
+        public var listenerLimits = P2PListener.Limits()
         public init(stateDir: String, socketPath: String, tor: String = "none", socksHost: String = "127.0.0.1", socksPort: Int = 9050) {
             self.stateDir = stateDir
             self.socketPath = socketPath
@@ -114,6 +116,7 @@ public final class Daemon: @unchecked Sendable {
         let listener = P2PListener(
             socketPath: socketPath(for: uuid), store: ObjectStore(repo: annex),
             authenticator: RepoAuthenticator(repo: annex) { token in registry.access(of: token, in: uuid) },
+            limits: config.listenerLimits,
             events: ListenerEvents(daemon: self, repo: repo.path, uuid: uuid),
             report: { [logger] in logger.info("\(repo.path): \($0)") })
         try listener.start()

@@ -158,17 +158,20 @@ public final class P2PListener: @unchecked Sendable {
         do { try session.run() } catch { report("P2P session on \(socketPath): \(error)") }
     }
 
-    /// Failed AUTH costs time, more with every recent failure on this listener,
-    /// so guessing tokens is slowed across connections too.
+    /// A failed AUTH costs time, doubling with every recent failure on this
+    /// listener up to `maxFailureDelay`, and failures are answered one after
+    /// another, so opening more connections does not buy more guesses.
     private func penalize() {
-        let delay = counts.withLock { c -> Double in
+        let until = counts.withLock { c -> Double in
             let now = Date().timeIntervalSince1970
             if now - c.lastFailure > limits.maxFailureDelay * 4 { c.recentFailures = 0 }
             c.recentFailures += 1
-            c.lastFailure = now
-            return min(limits.baseFailureDelay * pow(2, Double(min(c.recentFailures - 1, 30))), limits.maxFailureDelay)
+            let delay = min(limits.baseFailureDelay * pow(2, Double(min(c.recentFailures - 1, 30))), limits.maxFailureDelay)
+            c.lastFailure = max(now, c.lastFailure) + delay
+            return c.lastFailure
         }
-        usleep(useconds_t(delay * 1_000_000))
+        let wait = until - Date().timeIntervalSince1970
+        if wait > 0 { usleep(useconds_t(min(wait, 3600) * 1_000_000)) }
     }
 
     private func setTimeout(_ fd: Int32, seconds: Int) {
