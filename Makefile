@@ -15,7 +15,7 @@ export GIT_AUTHOR_EMAIL ?= tests@annexd.invalid
 export GIT_COMMITTER_NAME ?= annexd tests
 export GIT_COMMITTER_EMAIL ?= tests@annexd.invalid
 
-.PHONY: all deps test-deps build release run demo test test-fast test-integration bench install clean
+.PHONY: all deps test-deps build release run demo test test-fast test-integration bench install openrpc clean
 
 all: build
 
@@ -56,6 +56,11 @@ test: test-deps
 bench: test-deps
 	$(SWIFT) build -c release
 	scripts/bench
+
+# contrib/openrpc.json from the RPC method registry (a test fails when they differ).
+openrpc: deps
+	$(SWIFT) build -c $(CONFIG) --product annexd
+	$(BUILD_DIR)/annexd openrpc > contrib/openrpc.json.tmp && mv contrib/openrpc.json.tmp contrib/openrpc.json
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin

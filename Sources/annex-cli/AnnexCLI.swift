@@ -10,7 +10,7 @@ struct AnnexCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annex-cli",
         abstract: "Drive annexd: repositories, peers, events.",
-        subcommands: [Status.self, RepoCommand.self, Invite.self, PeerCommand.self, Events.self, DaemonCommand.self])
+        subcommands: [Status.self, RepoCommand.self, RemoteCommand.self, Invite.self, PeerCommand.self, Events.self, DaemonCommand.self])
 }
 
 /// Options every command takes.
@@ -303,6 +303,57 @@ struct Events: ParsableCommand {
                 let keep = show(n)
                 if !follow, let id = n.params?["id"]?.intValue, id >= r.latest { return false }
                 return keep
+            }
+        }
+    }
+}
+
+struct RemoteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remote", abstract: "Remotes that reach peers over tor.",
+                                                    subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Link to a peer from its address, as `git annex p2p --link` does.",
+            discussion: "ADDRESS is tor-annex::ONION:PORT:TOKEN from the peer (`annex-cli invite` or `git annex p2p --gen-addresses`); \"-\" reads it from standard input, which keeps the token out of your shell history.")
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var repo: RepoOption
+        @Argument(help: "Name of the new git remote.") var name: String
+        @Argument(help: "The peer's address with its token, or - to read it from standard input.") var address: String
+
+        func run() throws {
+            try common.run {
+                var addr = address
+                if addr == "-" { addr = readLine(strippingNewline: true) ?? "" }
+                let r = try common.client().call(PeerLink.self, .init(repo: try repo.resolved(), name: name, address: addr))
+                common.json ? common.printJSON(r.json) : print("linked \(r.name) -> \(r.address) (\(r.uuid ?? "?"))")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a repository's tor-annex remotes.")
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var repo: RepoOption
+        func run() throws {
+            try common.run {
+                let r = try common.client().call(RemoteListMethod.self, .init(repo: try repo.resolved()))
+                if common.json { return common.printJSON(r.json) }
+                if r.remotes.isEmpty { return print("no tor-annex remotes; add one with `annex-cli remote add NAME ADDRESS`") }
+                print(table(["NAME", "UUID", "ADDRESS"], r.remotes.map { [$0.name, $0.uuid ?? "-", $0.address] }))
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a tor-annex remote and its token.")
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var repo: RepoOption
+        @Argument(help: "Remote name.") var name: String
+        func run() throws {
+            try common.run {
+                let r = try common.client().call(RemoteRemove.self, .init(repo: try repo.resolved(), name: name))
+                common.json ? common.printJSON(r.json) : print("removed \(r.name)")
             }
         }
     }

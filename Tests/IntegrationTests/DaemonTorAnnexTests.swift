@@ -18,9 +18,16 @@ import Testing
         var socket: String { scratch.path + "/rpc.sock" }
         var stateDir: String { scratch.path + "/state" }
 
-        init(extra: [String] = []) throws {
-            process.executableURL = URL(fileURLWithPath: TestEnvironment.annexd)
-            process.arguments = ["--state-dir", stateDir, "--socket", socket, "--log-level", "warning"] + extra
+        /// `net`: run inside the onion network's namespace, so its SOCKS stand-in is annexd's tor.
+        init(extra: [String] = [], net: OnionNetwork? = nil) throws {
+            let args = [TestEnvironment.annexd, "--state-dir", stateDir, "--socket", socket, "--log-level", "warning"] + extra
+            if let ns = net?.namespace {
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = ["ip", "netns", "exec", ns] + args
+            } else {
+                process.executableURL = URL(fileURLWithPath: TestEnvironment.annexd)
+                process.arguments = Array(args.dropFirst())
+            }
             process.standardError = FileHandle.nullDevice
             try process.run()
             let deadline = Date().addingTimeInterval(15)

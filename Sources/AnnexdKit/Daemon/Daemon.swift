@@ -168,10 +168,13 @@ public final class Daemon: @unchecked Sendable {
             return Self.peerInfo(updated)
         }
         d.register(EventsSubscribe.self) { [self] params, caller in try subscribe(params, caller) }
+        d.register(PeerLink.self) { [self] params, _ in try await link(params) }
+        d.register(RemoteListMethod.self) { [self] params, _ in RemoteListMethod.Result(remotes: try remotes(of: try lookup(params.repo))) }
+        d.register(RemoteRemove.self) { [self] params, _ in try unlinkRemote(params) }
         return d
     }
 
-    private func lookup(_ selector: String) throws -> Registry.Repo {
+    func lookup(_ selector: String) throws -> Registry.Repo {
         do { return try registry.require(selector) } catch let e as Registry.RegistryError { throw e.rpc }
     }
 

@@ -170,8 +170,11 @@ public final class RPCServer: @unchecked Sendable {
         }
     }
 
+    /// Counts a new connection; false (and not counted) when the limit is reached.
     fileprivate func admit() -> Bool {
-        connections.wrappingAdd(1, ordering: .relaxed).newValue <= limits.maxConnections
+        if connections.wrappingAdd(1, ordering: .relaxed).newValue <= limits.maxConnections { return true }
+        connections.wrappingSubtract(1, ordering: .relaxed)
+        return false
     }
 
     fileprivate func leave() { connections.wrappingSubtract(1, ordering: .relaxed) }

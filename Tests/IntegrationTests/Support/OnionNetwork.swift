@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 @testable import AnnexdKit
+import Shared
 
 /// Stands in for the Tor network in tests: a SOCKS5 server on 127.0.0.1:9050
 /// (the port stock git-annex hard-codes) that connects `<onion>:<port>` to a
@@ -85,6 +86,9 @@ final class OnionNetwork {
         let quoted = "'" + script.replacingOccurrences(of: "'", with: "'\\''") + "'"
         return try sh("ip netns exec \(namespace) sh -c \(quoted)", in: cwd, annex: annex, allowFailure: allowFailure)
     }
+
+    /// A fully valid v3 onion address (checksum, version, curve point) of a fresh key.
+    static func fakeOnionValid() -> String { OnionKey.generate().onionAddress }
 
     /// A syntactically valid v3 onion name for tests (56 base32 characters).
     static func fakeOnion() -> String {

@@ -219,9 +219,80 @@ public enum AnnexdAPI {
     public static let methods: [any RPCMethod.Type] = [
         DaemonStatusMethod.self, DaemonShutdown.self,
         RepoAdd.self, RepoList.self, RepoInfoMethod.self, RepoRemove.self,
-        PeerInvite.self, PeerList.self, PeerRevoke.self, PeerSetAccess.self,
+        PeerInvite.self, PeerList.self, PeerRevoke.self, PeerSetAccess.self, PeerLink.self,
+        RemoteListMethod.self, RemoteRemove.self,
         EventsSubscribe.self,
     ]
 
     public static var registry: MethodRegistry { MethodRegistry(version: version, methods: methods) }
+}
+
+public enum PeerLink: RPCMethod {
+    public static let method = "peer.link"
+    public static let summary = "Link to a peer's repository from its address (tor-annex::ONION:PORT:TOKEN), as `git annex p2p --link` does: connects and authenticates first, then adds the git remote"
+    public struct Params: RPCParams, Equatable {
+        public var repo: String
+        public var name: String
+        public var address: String
+        public init(repo: String, name: String, address: String) { self.repo = repo; self.name = name; self.address = address }
+        public init(json: JSONValue, path at: String) throws {
+            var r = try JSONObjectReader(json, path: at)
+            repo = try r.required("repo")
+            name = try r.required("name")
+            address = try r.required("address")
+            try r.finish()
+        }
+        public var json: JSONValue { .object(["repo": repo.json, "name": name.json, "address": address.json]) }
+        public static let schema = JSONSchema.object([
+            .property("repo", String.self, "Path (or UUID) of a registered repository"),
+            .property("name", String.self, "Name of the git remote to add"),
+            .property("address", String.self, "tor-annex::ONION:PORT:TOKEN from the peer (e.g. `annex-cli invite` or `git annex p2p --gen-addresses`)"),
+        ])
+    }
+    public typealias Result = RemoteInfo
+}
+
+public enum RemoteListMethod: RPCMethod {
+    public static let method = "remote.list"
+    public static let summary = "The tor-annex remotes of a repository"
+    public typealias Params = RepoSelector
+    public struct Result: RPCResultConvertible, Equatable {
+        public var remotes: [RemoteInfo]
+        public init(remotes: [RemoteInfo]) { self.remotes = remotes }
+        public init(json: JSONValue, path at: String) throws {
+            var r = try JSONObjectReader(json, path: at)
+            remotes = try r.required("remotes")
+            try r.finish()
+        }
+        public var json: JSONValue { .object(["remotes": remotes.json]) }
+        public static let schema = JSONSchema.object([.property("remotes", [RemoteInfo].self)])
+    }
+}
+
+public enum RemoteRemove: RPCMethod {
+    public static let method = "remote.remove"
+    public static let summary = "Remove a tor-annex remote and its stored token"
+    public typealias Params = PeerSelector
+    public typealias Result = RemoteInfo
+}
+
+/// A git remote of a repository that reaches a peer over tor.
+public struct RemoteInfo: RPCResultConvertible, Equatable {
+    public var name: String
+    public var address: String
+    public var uuid: String?
+    public init(name: String, address: String, uuid: String?) { self.name = name; self.address = address; self.uuid = uuid }
+    public init(json: JSONValue, path at: String) throws {
+        var r = try JSONObjectReader(json, path: at)
+        name = try r.required("name")
+        address = try r.required("address")
+        uuid = try r.optional("uuid")
+        try r.finish()
+    }
+    public var json: JSONValue { .object(JSONObject(["name": name.json, "address": address.json, "uuid": uuid?.json])) }
+    public static let schema = JSONSchema.object([
+        .property("name", String.self, "git remote name"),
+        .property("address", String.self, "tor-annex::ONION:PORT (the token is not shown)"),
+        .property("uuid", String.self, required: false, "git-annex UUID of the peer repository"),
+    ])
 }
