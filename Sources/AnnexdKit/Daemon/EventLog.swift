@@ -94,7 +94,7 @@ public final class EventLog: Sendable {
             let ordered = Array(s.ring[s.start...] + s.ring[..<s.start])
             let oldest = ordered.first?.id ?? s.nextID
             if let since {
-                if since >= s.nextID { if since != s.nextID - 1 { throw .unknownID(latest: s.nextID - 1) } }
+                if since > s.nextID - 1 { throw .unknownID(latest: s.nextID - 1) }
                 if since + 1 < oldest { throw .tooOld(oldest: oldest) }
             }
             for e in ordered where e.id > (since ?? 0) && sub.wants(e) {
