@@ -1,6 +1,9 @@
 // Measurement helper for `make bench` (scripts/bench drives it).
 //   annexd-bench sha256 FILE
 //       swift-crypto SHA-256 over FILE, streamed in 1 MiB reads: prints MB/s.
+//   annexd-bench rpc-latency SOCKET [N]
+//       N sequential `daemon.status` calls on one connection (a compiled client, so the
+//       numbers are the server's, not a scripting runtime's): prints p50 and p99 in µs and req/s.
 //   annexd-bench get LOCALREPO KEY -- SERVER-COMMAND...
 //       annexd's P2P client gets KEY into LOCALREPO from SERVER-COMMAND (verified):
 //       prints seconds and MB/s.
@@ -54,6 +57,37 @@ case "get":
     } catch {
         fail("\(error)")
     }
+case "rpc-latency":
+    guard args.count >= 2 else { fail("usage: annexd-bench rpc-latency SOCKET [N]") }
+    let n = args.count > 2 ? Int(args[2]) ?? 20000 : 20000
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(args[1].utf8) + [0]) }
+    let connected = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+    }
+    guard connected else { fail("cannot connect to \(args[1])") }
+    let request = Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.status\"}\n".utf8)
+    var buf = [UInt8](repeating: 0, count: 65536)
+    var samples = [Double]()
+    samples.reserveCapacity(n)
+    let warmup = n / 10
+    let start = now()
+    for i in 0..<(n + warmup) {
+        let t0 = now()
+        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var gotLine = false
+        while !gotLine {
+            let r = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if r <= 0 { fail("connection closed") }
+            gotLine = buf[r - 1] == 10
+        }
+        if i >= warmup { samples.append((now() - t0) * 1e6) }
+    }
+    let total = now() - start
+    samples.sort()
+    print(String(format: "%.1f %.1f %.0f", samples[samples.count / 2], samples[samples.count * 99 / 100], Double(n + warmup) / total))
 default:
     fail("usage: annexd-bench sha256 FILE | get LOCALREPO KEY -- SERVER-COMMAND...")
 }
