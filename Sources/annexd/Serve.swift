@@ -73,7 +73,6 @@ struct Serve: AsyncParsableCommand {
         let daemon: Daemon
         do {
             daemon = try Daemon(config: config, logger: logger)
-            try daemon.start()
         } catch {
             FileHandle.standardError.write(Data("annexd: \(error)\n".utf8))
             throw ExitCode(1)
@@ -83,14 +82,22 @@ struct Serve: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         daemon.requestShutdown = { Task { await group.triggerGracefulShutdown() } }
-        SystemdNotify.ready()
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            FileHandle.standardError.write(Data("annexd: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }
 
+/// Starts serving inside the service group, so SIGTERM is already handled
+/// gracefully by the time anyone can reach the daemon.
 struct DaemonService: Service {
     let daemon: Daemon
     func run() async throws {
+        try daemon.start()
+        SystemdNotify.ready()
         try? await gracefulShutdown()
         SystemdNotify.stopping()
         daemon.stop()

@@ -65,6 +65,7 @@ public final class Daemon: @unchecked Sendable {
         let server = RPCServer(socketPath: config.socketPath, group: group, dispatcher: makeDispatcher()) { [weak self] conn in
             if let id = conn.setSubscription(nil) { self?.events.unsubscribe(id) }
         }
+        server.answerInline(DaemonStatusMethod.self) { [self] _, _ in status() }
         try server.start()
         rpc = server
         logger.info("annexd ready: \(registry.all.count) repositories, RPC on \(config.socketPath)")
@@ -131,14 +132,16 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: RPC methods
 
+    func status() -> DaemonStatus {
+        DaemonStatus(version: AnnexdAPI.version, pid: Int(getpid()), boot: events.boot,
+                     uptime: Date().timeIntervalSince(started), stateDir: config.stateDir, socket: config.socketPath,
+                     tor: config.tor, repos: registry.all.count, connections: connectionCount,
+                     latestEvent: Int(events.latestID))
+    }
+
     private func makeDispatcher() -> RPCDispatcher<RPCCaller> {
         var d = RPCDispatcher<RPCCaller>(version: AnnexdAPI.version)
-        d.register(DaemonStatusMethod.self) { [self] _, _ in
-            DaemonStatus(version: AnnexdAPI.version, pid: Int(getpid()), boot: events.boot,
-                         uptime: Date().timeIntervalSince(started), stateDir: config.stateDir, socket: config.socketPath,
-                         tor: config.tor, repos: registry.all.count, connections: connectionCount,
-                         latestEvent: Int(events.latestID))
-        }
+        d.register(DaemonStatusMethod.self) { [self] _, _ in status() }
         d.register(DaemonShutdown.self) { [self] _, caller in
             caller.connection.afterReply { [self] in requestShutdown() }
             return RPCEmptyResult()

@@ -526,7 +526,7 @@ public struct RPCDispatcher<Context: Sendable>: Sendable {
 
     /// Params as a `P`: absent params are `{}`, and so is `[]`; other arrays are refused
     /// (annexd takes parameters by name).
-    static func decodeParams<P: RPCParams>(_ type: P.Type, _ params: JSONValue?) throws -> P {
+    public static func decodeParams<P: RPCParams>(_ type: P.Type, _ params: JSONValue?) throws -> P {
         var value = params ?? .object([:])
         if case .array(let items) = value {
             guard items.isEmpty else {
