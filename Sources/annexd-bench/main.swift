@@ -60,14 +60,7 @@ case "get":
 case "rpc-latency":
     guard args.count >= 2 else { fail("usage: annexd-bench rpc-latency SOCKET [N]") }
     let n = args.count > 2 ? Int(args[2]) ?? 20000 : 20000
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(args[1].utf8) + [0]) }
-    let connected = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
-    }
-    guard connected else { fail("cannot connect to \(args[1])") }
+    guard let fd = try? UnixSocket.connect(args[1]) else { fail("cannot connect to \(args[1])") }
     let request = Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.status\"}\n".utf8)
     var buf = [UInt8](repeating: 0, count: 65536)
     var samples = [Double]()

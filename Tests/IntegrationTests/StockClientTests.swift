@@ -45,8 +45,11 @@ import Testing
         #expect(try pair.server("git annex contentlocation \(newKey)", allowFailure: true).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
 
         // A local drop on the client needs LOCKCONTENT on the server.
+        let smallObject = pair.client + "/.git/annex/objects/" + (try pair.client(
+            "git annex examinekey --format='${hashdirmixed}${key}/${key}' $(git annex lookupkey small)")).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(FileManager.default.fileExists(atPath: smallObject), "before the drop: \(smallObject)")
         try pair.client("git annex drop small")
-        #expect(!FileManager.default.fileExists(atPath: "\(pair.client)/.git/annex/objects/\(try pair.client("git annex examinekey --format='${hashdirmixed}${key}/${key}' $(git annex lookupkey small)"))"))
+        #expect(!FileManager.default.fileExists(atPath: smallObject), "after the drop: \(smallObject)")
 
         // sync --content moves everything both ways.
         try pair.client("git annex sync --content")

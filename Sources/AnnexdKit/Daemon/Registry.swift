@@ -34,6 +34,8 @@ public final class Registry: Sendable {
 
     let state: StateDirectory
     private let repos: Mutex<[Repo]>
+    /// Onion keys already read from keys/ (repo.list and repo.info need every address).
+    private let keys = Mutex<[String: OnionKey]>([:])
 
     public init(state: StateDirectory) throws {
         self.state = state
@@ -111,14 +113,20 @@ public final class Registry: Sendable {
 
     /// The repository's onion key, created (0600) the first time.
     public func onionKey(for uuid: String, create: Bool = false) throws -> OnionKey {
+        if let cached = keys.withLock({ $0[uuid] }) { return cached }
         let name = "keys/\(uuid).hs_ed25519_secret_key"
-        if let bytes = state.read(name) { return try OnionKey(secretKeyFile: bytes) }
+        if let bytes = state.read(name) {
+            let key = try OnionKey(secretKeyFile: bytes)
+            keys.withLock { $0[uuid] = key }
+            return key
+        }
         guard create else {
             throw RegistryError(rpc: RPCError(.invalidState, message: "the onion key of \(uuid) is missing from \(state.path)/keys",
                                               reason: "onion_key_missing"))
         }
         let key = OnionKey.generate()
         try state.writeAtomically(name, key.secretKeyFileBytes, mode: 0o600)
+        keys.withLock { $0[uuid] = key }
         return key
     }
 

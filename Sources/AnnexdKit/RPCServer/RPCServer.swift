@@ -181,20 +181,11 @@ public final class RPCServer: @unchecked Sendable {
     public var connectionCount: Int { connections.load(ordering: .relaxed) }
 
     static func answers(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
-        }
+        guard let fd = try? UnixSocket.connect(path) else { return false }
+        close(fd)
+        return true
     }
 
-    /// Counts a new connection; false (and not counted) when the limit is reached.
     fileprivate func admit() -> Bool {
         if connections.wrappingAdd(1, ordering: .relaxed).newValue <= limits.maxConnections { return true }
         connections.wrappingSubtract(1, ordering: .relaxed)
