@@ -28,9 +28,12 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 toolchain not found: install it from swift.org (or put it in PATH)"; exit 1; }
 
-# PyPI's current git-annex, for interoperability tests against the newest release.
+# PyPI's current git-annex and magic-wormhole (CLI, mailbox server, transit relay), for interop tests.
 test-deps: deps
-	@[ -x $(VENV)/bin/git-annex ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q --upgrade git-annex; }
+	@if [ -L $(VENV) ] && [ ! -e $(VENV) ]; then rm $(VENV); fi
+	@[ -x $(VENV)/bin/git-annex ] && [ -x $(VENV)/bin/wormhole ] && [ -x $(VENV)/bin/twist ] || { \
+	  python3 -m venv $(VENV) && $(VENV)/bin/pip install -q --upgrade git-annex magic-wormhole \
+	    magic-wormhole-mailbox-server magic-wormhole-transit-relay; }
 
 build: deps
 	$(SWIFT) build -c $(CONFIG)
