@@ -15,7 +15,7 @@ export GIT_AUTHOR_EMAIL ?= tests@annexd.invalid
 export GIT_COMMITTER_NAME ?= annexd tests
 export GIT_COMMITTER_EMAIL ?= tests@annexd.invalid
 
-.PHONY: all deps test-deps build release run demo test test-fast test-integration bench install openrpc clean
+.PHONY: all deps test-deps build release run demo test test-fast test-integration bench install install-tor-helper openrpc clean
 
 all: build
 
@@ -89,6 +89,18 @@ install: $(INSTALL_DEPS)
 	  scripts/gen-man $(BUILD_DIR)/$$t $(DESTDIR)$(DATADIR)/man/man1; done
 	chmod 0644 $(DESTDIR)$(DATADIR)/man/man1/*.1 $(DESTDIR)$(DATADIR)/bash-completion/completions/* \
 	  $(DESTDIR)$(DATADIR)/zsh/site-functions/_* $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/*
+
+# make install-tor-helper PREFIX=... [DESTDIR=...]: the privileged helper (0755, never setuid)
+# in $(PREFIX)/libexec and its polkit action (exec.path set to that binary). Needs root.
+LIBEXECDIR = $(PREFIX)/libexec
+POLKITDIR = /usr/share/polkit-1/actions
+install-tor-helper: $(INSTALL_DEPS)
+	@[ -x $(BUILD_DIR)/annex-tor-helper ] || { echo "$(BUILD_DIR)/annex-tor-helper is missing: run make build"; exit 1; }
+	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(POLKITDIR)
+	install -m 0755 $(BUILD_DIR)/annex-tor-helper $(DESTDIR)$(LIBEXECDIR)/annex-tor-helper
+	sed 's|/usr/local/libexec/annex-tor-helper|$(LIBEXECDIR)/annex-tor-helper|' contrib/polkit/org.annexd.tor-helper.policy \
+	  > $(DESTDIR)$(POLKITDIR)/org.annexd.tor-helper.policy
+	chmod 0644 $(DESTDIR)$(POLKITDIR)/org.annexd.tor-helper.policy
 
 clean:
 	rm -rf .build

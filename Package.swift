@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "annexd", targets: ["annexd"]),
         .executable(name: "annex-cli", targets: ["annex-cli"]),
+        .executable(name: "annex-tor-helper", targets: ["annex-tor-helper"]),
         .library(name: "Shared", targets: ["Shared"]),
     ],
     dependencies: [
@@ -47,11 +48,15 @@ let package = Package(
             "Shared",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The torrc model, and the privileged helper that edits the system torrc (Foundation only).
+        .target(name: "TorrcKit"),
+        .executableTarget(name: "annex-tor-helper", dependencies: ["TorrcKit"]),
         .executableTarget(name: "annexd-bench", dependencies: ["AnnexdKit", "Shared"],
                           path: "Sources/annexd-bench"),
         .testTarget(name: "SharedTests", dependencies: ["Shared"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AnnexdKitTests", dependencies: ["AnnexdKit", "Shared"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["AnnexdKit", "Shared"]),
+        .testTarget(name: "TorrcKitTests", dependencies: ["TorrcKit"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AnnexdKit", "Shared", "TorrcKit"]),
     ]
 )

@@ -22,6 +22,18 @@ enum TestEnvironment {
         fatalError("annexd binary not found: run `swift build` (or set ANNEXD_BIN)")
     }()
 
+    /// The annex-tor-helper binary: ANNEX_TOR_HELPER_BIN, else beside the test bundle (any
+    /// --scratch-path), else .build/{debug,release}.
+    static let torHelper: String = {
+        if let p = ProcessInfo.processInfo.environment["ANNEX_TOR_HELPER_BIN"] { return p }
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        for dir in [besideTests, "\(packageRoot)/.build/debug", "\(packageRoot)/.build/release"] {
+            let p = dir + "/annex-tor-helper"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        fatalError("annex-tor-helper binary not found: run `swift build` (or set ANNEX_TOR_HELPER_BIN)")
+    }()
+
     static let fakeSSH = "\(packageRoot)/scripts/fake-ssh"
 
     /// A stock git-annex installation: the directory holding git-annex and git-annex-shell.
