@@ -15,7 +15,7 @@ export GIT_AUTHOR_EMAIL ?= tests@annexd.invalid
 export GIT_COMMITTER_NAME ?= annexd tests
 export GIT_COMMITTER_EMAIL ?= tests@annexd.invalid
 
-.PHONY: all deps test-deps build release run demo test test-fast test-integration bench install install-tor-helper openrpc clean
+.PHONY: all deps test-deps build release run demo demo-stdio test test-fast test-integration bench install install-tor-helper openrpc clean
 
 all: build
 
@@ -41,12 +41,18 @@ build: deps
 release:
 	$(MAKE) build CONFIG=release
 
-# Until the daemon lands, `run` shows the main job of what exists: a stock
-# `git annex get` served by `annexd p2p-stdio`.
+# The daemon in the foreground with its embedded tor (--tor auto: system tor's
+# control port if there is one, else its own tor). Ctrl-C stops it.
 run: build
-	@ANNEXD=$(CURDIR)/$(BUILD_DIR)/annexd scripts/demo-p2p-stdio
+	$(BUILD_DIR)/annexd --tor auto
 
-demo: run
+# Offline, on any machine: a private Tor network, two daemons, a file over onions.
+demo: build
+	@ANNEXD=$(CURDIR)/$(BUILD_DIR)/annexd scripts/demo-tor
+
+# A stock `git annex get` served by `annexd p2p-stdio` (git-annex-shell's stand-in).
+demo-stdio: build
+	@ANNEXD=$(CURDIR)/$(BUILD_DIR)/annexd scripts/demo-p2p-stdio
 
 test-fast: deps
 	$(SWIFT) build --build-tests

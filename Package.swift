@@ -32,7 +32,7 @@ let package = Package(
         ]),
         // The daemon's I/O shells: object store, content locks, git-annex plumbing, P2P sessions.
         .target(name: "AnnexdKit", dependencies: [
-            "Shared", "CShims",
+            "Shared", "CShims", "TorrcKit",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -25,11 +25,32 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "RPC socket. Default: $XDG_RUNTIME_DIR/annexd/rpc.sock.")
     var socket: String?
 
-    @Option(help: "How to get onion services: auto, system, own or none.")
-    var tor: String = "none"
+    @Option(help: ArgumentHelp("How to get onion services: auto, system, own or none.", discussion: """
+        auto tries system tor's control port, then starts annexd's own tor. system uses only \
+        system tor's control port (--tor-control); own only annexd's own tor; none publishes no onion.
+        """))
+    var tor: String = "auto"
 
-    @Option(help: "SOCKS5 proxy for outgoing peer connections, HOST:PORT.")
-    var socks: String = "127.0.0.1:9050"
+    @Option(help: ArgumentHelp("SOCKS5 proxy for outgoing peer connections, HOST:PORT (or auto).", discussion: """
+        Default: the SOCKS port of the tor in use, else 127.0.0.1:9050. With annexd's own tor this is also \
+        where that tor listens (default 127.0.0.1:9050 when free); auto lets it pick a free port.
+        """))
+    var socks: String?
+
+    @Option(help: "System tor's control endpoint: a unix socket path, unix:PATH or HOST:PORT. Default: /run/tor/control, then 127.0.0.1:9051.")
+    var torControl: String?
+
+    @Option(help: "A file holding the password of a control port that uses HashedControlPassword.")
+    var torControlPasswordFile: String?
+
+    @Option(help: "The tor program annexd runs as its own tor.")
+    var torBinary: String = "tor"
+
+    @Option(help: "A file of torrc lines appended to the torrc of annexd's own tor.")
+    var torExtraConfig: String?
+
+    @Option(help: "The system torrc, read (never written) to find repositories set up by `git annex enable-tor`.")
+    var systemTorrc: String = "/etc/tor/torrc"
 
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -44,13 +65,46 @@ struct Serve: AsyncParsableCommand {
         guard ["auto", "system", "own", "none"].contains(tor) else {
             throw ValidationError("--tor must be auto, system, own or none")
         }
-        if tor != "none" {
-            throw ValidationError("--tor \(tor) is not available in this version yet; use --tor none (onion services arrive with the tor manager)")
+        if let socks, socks != "auto", Self.hostPort(socks) == nil {
+            throw ValidationError("--socks must be HOST:PORT (e.g. 127.0.0.1:9050) or auto")
         }
-        let parts = socks.split(separator: ":")
-        guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65535).contains(port) else {
-            throw ValidationError("--socks must be HOST:PORT, e.g. 127.0.0.1:9050")
+        if let torControl, Self.endpoint(torControl) == nil {
+            throw ValidationError("--tor-control must be an absolute unix socket path, unix:PATH or HOST:PORT")
         }
+        for (flag, path) in [("--tor-extra-config", torExtraConfig), ("--tor-control-password-file", torControlPasswordFile)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) {
+                throw ValidationError("\(flag) \(path): no such readable file")
+            }
+        }
+    }
+
+    static func hostPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+              let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        return (String(text[..<colon]), port)
+    }
+
+    static func endpoint(_ text: String) -> TorControlEndpoint? {
+        if text.hasPrefix("unix:") { return text.dropFirst(5).hasPrefix("/") ? .unix(String(text.dropFirst(5))) : nil }
+        if text.hasPrefix("/") { return .unix(text) }
+        return hostPort(text).map { .tcp(host: $0.host, port: $0.port) }
+    }
+
+    func torSettings(stateDir: String) throws -> TorManager.Settings {
+        let socksChoice: OwnTor.SocksChoice
+        switch socks {
+        case nil: socksChoice = .preferDefault
+        case "auto"?: socksChoice = .any
+        case let s?: let hp = Self.hostPort(s)!; socksChoice = .fixed(host: hp.host, port: hp.port)
+        }
+        let own = OwnTor(torBinary: torBinary, directory: stateDir + "/tor", socks: socksChoice,
+                         extraConfigPath: torExtraConfig.map { Posix.realpath($0) ?? $0 })
+        var settings = TorManager.Settings(mode: TorManager.Mode(rawValue: tor)!, ownTor: own)
+        if let torControl { settings.systemControl = [Self.endpoint(torControl)!] }
+        if let file = torControlPasswordFile {
+            settings.controlPassword = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        return settings
     }
 
     func run() async throws {
@@ -61,10 +115,20 @@ struct Serve: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "annexd")
-        let parts = socks.split(separator: ":")
-        var config = Daemon.Config(stateDir: stateDir ?? StateDirectory.defaultPath(),
-                                   socketPath: socket ?? Daemon.Config.defaultSocketPath(),
-                                   tor: tor, socksHost: String(parts[0]), socksPort: Int(parts[1])!)
+        let dir = stateDir ?? StateDirectory.defaultPath()
+        var config = Daemon.Config(stateDir: dir, socketPath: socket ?? Daemon.Config.defaultSocketPath(), tor: tor)
+        config.systemTorrc = systemTorrc
+        if let socks, let hp = Self.hostPort(socks) {
+            config.socksHost = hp.host
+            config.socksPort = hp.port
+            config.socksExplicit = true
+        }
+        do {
+            config.torSettings = try torSettings(stateDir: dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir)
+        } catch {
+            FileHandle.standardError.write(Data("annexd: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         if let authFailureDelay {
             // For tests: the longest delay after a failed AUTH (default 2 s).
             config.listenerLimits.maxFailureDelay = authFailureDelay
@@ -97,10 +161,11 @@ struct DaemonService: Service {
     let daemon: Daemon
     func run() async throws {
         try daemon.start()
+        await daemon.startTor()
         SystemdNotify.ready()
         try? await gracefulShutdown()
         SystemdNotify.stopping()
-        daemon.stop()
+        await daemon.stop()
     }
 }
 

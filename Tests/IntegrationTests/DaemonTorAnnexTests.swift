@@ -20,7 +20,7 @@ import Testing
 
         /// `net`: run inside the onion network's namespace, so its SOCKS stand-in is annexd's tor.
         init(extra: [String] = [], net: OnionNetwork? = nil) throws {
-            let args = [TestEnvironment.annexd, "--state-dir", stateDir, "--socket", socket, "--log-level", "warning"] + extra
+            let args = [TestEnvironment.annexd, "--state-dir", stateDir, "--socket", socket, "--tor", "none", "--log-level", "warning"] + extra
             if let ns = net?.namespace {
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                 process.arguments = ["ip", "netns", "exec", ns] + args

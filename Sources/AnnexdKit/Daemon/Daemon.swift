@@ -16,8 +16,14 @@ public final class Daemon: @unchecked Sendable {
         public var tor: String
         public var socksHost: String
         public var socksPort: Int
+        /// `--socks` was given: peers are dialled through it whatever tor is in use.
+        public var socksExplicit = false
         /// Limits of every repository's P2P listener (AUTH delays, connection caps).
         public var listenerLimits = P2PListener.Limits()
+        /// The tor manager's settings when `tor` is not `none`.
+        public var torSettings: TorManager.Settings?
+        /// Where repositories set up by `git annex enable-tor` are found.
+        public var systemTorrc = "/etc/tor/torrc"
         public init(stateDir: String, socketPath: String, tor: String = "none", socksHost: String = "127.0.0.1", socksPort: Int = 9050) {
             self.stateDir = stateDir
             self.socketPath = socketPath
@@ -40,7 +46,11 @@ public final class Daemon: @unchecked Sendable {
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     private var rpc: RPCServer?
+    /// Onion services; nil with `--tor none`.
+    public private(set) var tor: TorManager?
     private let listeners = Mutex<[String: P2PListener]>([:])
+    /// Repositories served on their `git annex enable-tor` socket and address.
+    private let adopted = Mutex<[String: EnableTorService]>([:])
     private let started = Date()
     /// Asks the process to shut down (set by the service runner).
     public var requestShutdown: @Sendable () -> Void = {}
@@ -52,6 +62,12 @@ public final class Daemon: @unchecked Sendable {
         registry = try Registry(state: state)
         events = EventLog()
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        if let settings = config.torSettings, settings.mode != .none {
+            let events = self.events
+            tor = TorManager(settings: settings, group: group, logger: logger) { type, fields in
+                events.publish(type, fieldsJSON: JSONValue.object(fields).serialized())
+            }
+        }
     }
 
     /// Starts serving every registered repository and the RPC socket.
@@ -71,13 +87,37 @@ public final class Daemon: @unchecked Sendable {
         logger.info("annexd ready: \(registry.all.count) repositories, RPC on \(config.socketPath)")
     }
 
+    /// Starts the tor manager with an onion for every repository being served.
+    public func startTor() async {
+        guard let tor else { return }
+        for repo in registry.all where listeners.withLock({ $0[repo.uuid] != nil }) {
+            if let s = try? onionService(repo) { await tor.add(s) }
+        }
+
+        await tor.start()
+    }
+
     /// Stops accepting, lets transfers end (their partials stay for resume), closes the RPC socket.
-    public func stop() {
+    public func stop() async {
         publish("daemon.stopping", [:])
         rpc?.stop()
+        await tor?.stop()
         let all = listeners.withLock { l in defer { l = [:] }; return Array(l.values) }
         for l in all { l.stop(); l.store.log.close() }
-        try? group.syncShutdownGracefully()
+        try? await group.shutdownGracefully()
+    }
+
+    /// The onion annexd publishes for `repo`; nil when system tor already serves it (enable-tor).
+    func onionService(_ repo: Registry.Repo) throws -> TorManager.Service? {
+        if adopted.withLock({ $0[repo.uuid] }) != nil { return nil }
+        return TorManager.Service(uuid: repo.uuid, repo: repo.path, key: try registry.onionKey(for: repo.uuid),
+                           virtualPort: repo.port, socketPath: socketPath(for: repo.uuid))
+    }
+
+    /// Where peers are dialled: `--socks` if given, else the SOCKS port of the tor in use, else 127.0.0.1:9050.
+    func socksAddress() async -> (host: String, port: Int) {
+        if !config.socksExplicit, let tor, let s = await tor.socksAddress { return s }
+        return (config.socksHost, config.socksPort)
     }
 
     // MARK: Events
@@ -102,6 +142,10 @@ public final class Daemon: @unchecked Sendable {
     }
 
     func info(_ repo: Registry.Repo) throws -> RepoInfo {
+        if let a = adopted.withLock({ $0[repo.uuid] }) {
+            return RepoInfo(uuid: repo.uuid, path: repo.path, bare: repo.bare, onion: a.onion, port: a.port,
+                            socket: a.socket, peers: repo.peers.count)
+        }
         let key = try registry.onionKey(for: repo.uuid)
         return RepoInfo(uuid: repo.uuid, path: repo.path, bare: repo.bare, onion: key.onionAddress, port: repo.port,
                         socket: socketPath(for: repo.uuid), peers: repo.peers.count)
@@ -114,17 +158,41 @@ public final class Daemon: @unchecked Sendable {
         }
         let uuid = repo.uuid
         let registry = self.registry
+        let adoption = enableTorService(annex)
         let listener = P2PListener(
-            socketPath: socketPath(for: uuid), store: ObjectStore(repo: annex),
+            socketPath: adoption?.socket ?? socketPath(for: uuid), store: ObjectStore(repo: annex),
             authenticator: RepoAuthenticator(repo: annex) { token in registry.access(of: token, in: uuid) },
             limits: config.listenerLimits,
             events: ListenerEvents(daemon: self, repo: repo.path, uuid: uuid),
             report: { [logger] in logger.info("\(repo.path): \($0)") })
         try listener.start()
         listeners.withLock { $0[uuid] = listener }
+        if let adoption {
+            adopted.withLock { $0[uuid] = adoption }
+            logger.info("\(repo.path): serving its git annex enable-tor onion \(adoption.onion) on \(adoption.socket)")
+        }
+    }
+
+    /// `annex`'s enable-tor service in the system torrc, if it has one annexd can serve:
+    /// its socket directory exists and nothing (git annex remotedaemon) listens there yet.
+    private func enableTorService(_ annex: AnnexRepo) -> EnableTorService? {
+        guard let torrc = try? String(contentsOfFile: config.systemTorrc, encoding: .utf8),
+              let addrs = try? String(contentsOfFile: annex.gitDir + "/annex/creds/p2paddrs", encoding: .utf8),
+              let service = EnableTorService.find(uuid: annex.uuid, uid: getuid(), torrc: torrc, p2paddrs: addrs) else { return nil }
+        guard Posix.isDirectory(Posix.dirname(service.socket)) else {
+            logger.warning("\(annex.path): git annex enable-tor set up \(service.onion), but \(Posix.dirname(service.socket)) is missing; serving annexd's own onion instead")
+            return nil
+        }
+        if let fd = try? UnixSocket.connect(service.socket) {
+            close(fd)
+            logger.warning("\(annex.path): \(service.socket) is already served (git annex remotedaemon?); stop it to let annexd serve \(service.onion). Serving annexd's own onion meanwhile")
+            return nil
+        }
+        return service
     }
 
     private func stopListener(_ uuid: String) {
+        adopted.withLock { _ = $0.removeValue(forKey: uuid) }
         if let l = listeners.withLock({ $0.removeValue(forKey: uuid) }) { l.stop(); l.store.log.close() }
     }
 
@@ -146,12 +214,17 @@ public final class Daemon: @unchecked Sendable {
             caller.connection.afterReply { [self] in requestShutdown() }
             return RPCEmptyResult()
         }
-        d.register(RepoAdd.self) { [self] params, _ in try addRepo(params.path) }
+        d.register(RepoAdd.self) { [self] params, _ in
+            let (info, repo) = try addRepo(params.path)
+            if let repo, let tor, let service = try onionService(repo) { await tor.add(service) }
+            return info
+        }
         d.register(RepoList.self) { [self] _, _ in RepoList.Result(repos: try registry.all.map(info)) }
         d.register(RepoInfoMethod.self) { [self] params, _ in try info(try lookup(params.repo)) }
         d.register(RepoRemove.self) { [self] params, _ in
             let repo = try lookup(params.repo)
             let result = try info(repo)
+            await tor?.remove(uuid: repo.uuid)
             stopListener(repo.uuid)
             try registry.remove(repo.uuid)
             publish("repo.removed", ["uuid": .string(repo.uuid), "path": .string(repo.path)])
@@ -174,6 +247,10 @@ public final class Daemon: @unchecked Sendable {
         d.register(PeerLink.self) { [self] params, _ in try await link(params) }
         d.register(RemoteListMethod.self) { [self] params, _ in RemoteListMethod.Result(remotes: try remotes(of: try lookup(params.repo))) }
         d.register(RemoteRemove.self) { [self] params, _ in try unlinkRemote(params) }
+        d.register(TorStatusMethod.self) { [self] _, _ in
+            await tor?.status() ?? TorStatus(mode: "none", using: "none", control: nil, socks: nil, bootstrapProgress: 0,
+                                             bootstrapSummary: "annexd runs with --tor none", warning: nil, error: nil, onions: [])
+        }
         return d
     }
 
@@ -181,7 +258,8 @@ public final class Daemon: @unchecked Sendable {
         do { return try registry.require(selector) } catch let e as Registry.RegistryError { throw e.rpc }
     }
 
-    private func addRepo(_ path: String) throws -> RepoInfo {
+    /// Registers and serves a repository; the registry entry when it is new.
+    private func addRepo(_ path: String) throws -> (RepoInfo, Registry.Repo?) {
         let annex: AnnexRepo
         do { annex = try AnnexRepo(path: path) } catch {
             throw RPCError.invalidParams(reason: "not_an_annex_repo", "\(error)", details: ["path": .string(path)])
@@ -195,7 +273,7 @@ public final class Daemon: @unchecked Sendable {
             }
             publish("repo.added", ["repo": result.json])
         }
-        return result
+        return (result, isNew ? repo : nil)
     }
 
     static func peerInfo(_ p: Registry.Peer) -> PeerInfo {
@@ -219,8 +297,8 @@ public final class Daemon: @unchecked Sendable {
         guard !repo.peers.contains(where: { $0.name == name }) else {
             throw RPCError(.alreadyExists, message: "\(repo.path) already has a peer named \(name)", reason: "peer_exists")
         }
-        let key = try registry.onionKey(for: repo.uuid)
-        let address = "tor-annex::\(key.onionAddress):\(repo.port)"
+        let served = try info(repo)
+        let address = "tor-annex::\(served.onion):\(served.port)"
         let token = AuthToken.generate()
         try editAuthFile(repo) { $0.add(token, address: address) }
         let peer = Registry.Peer(name: name, tokenSHA256: Registry.hash(token),

@@ -74,13 +74,13 @@ extension Daemon {
 
     /// Connects through tor and authenticates; the peer's UUID.
     private func authenticate(_ peer: P2PAddressWithToken, as uuid: String) async throws -> String {
-        let config = self.config
+        let socks = await socksAddress()
         let group = self.group
         return try await withCheckedThrowingContinuation { cont in
             // Blocking network work on its own thread, not on the concurrency pool.
             Thread {
                 do {
-                    let fd = try SOCKSConnector.connect(proxyHost: config.socksHost, proxyPort: config.socksPort,
+                    let fd = try SOCKSConnector.connect(proxyHost: socks.host, proxyPort: socks.port,
                                                         host: peer.onion, port: peer.port, group: group)
                     defer { close(fd) }
                     let client = P2PClient(connection: FDConnection(readFD: fd, writeFD: fd), store: nil)

@@ -216,12 +216,13 @@ public enum EventsSubscribe: RPCMethod {
 public enum AnnexdAPI {
     public static let version = "0.1.0"
     /// Every method, for the dispatcher and the OpenRPC document.
-    public static let methods: [any RPCMethod.Type] = [
+    nonisolated(unsafe) public static let methods: [any RPCMethod.Type] = [
         DaemonStatusMethod.self, DaemonShutdown.self,
         RepoAdd.self, RepoList.self, RepoInfoMethod.self, RepoRemove.self,
         PeerInvite.self, PeerList.self, PeerRevoke.self, PeerSetAccess.self, PeerLink.self,
         RemoteListMethod.self, RemoteRemove.self,
         EventsSubscribe.self,
+        TorStatusMethod.self,
     ]
 
     public static var registry: MethodRegistry { MethodRegistry(version: version, methods: methods) }

@@ -1,0 +1,323 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import NIOCore
+import Shared
+
+/// Gets an onion service for every registered repository and keeps them up.
+///
+/// `--tor auto` tries system tor's control port, then annexd's own tor; `system`
+/// and `own` use only that one; `none` publishes nothing. Whichever control
+/// connection it gets, every repository's onion is added with
+/// `ADD_ONION ED25519-V3:<annexd's key>` (so addresses never change) and mapped
+/// to the repository's P2P listener socket. If the connection drops (tor
+/// restarted, own tor died) the manager reconnects with growing delays, starting
+/// its own tor again if it was that one, and adds every onion again.
+public actor TorManager {
+    public enum Mode: String, Sendable, CaseIterable {
+        case auto, system, own, none
+    }
+
+    public struct Settings: Sendable {
+        public var mode: Mode
+        public var ownTor: OwnTor
+        /// System tor's control endpoints, tried in order.
+        public var systemControl: [TorControlEndpoint]
+        /// For HASHEDPASSWORD control ports (`--tor-control-password-file`).
+        public var controlPassword: String?
+        /// Delays between reconnection attempts.
+        public var backoff = Backoff()
+
+        public init(mode: Mode, ownTor: OwnTor, systemControl: [TorControlEndpoint] = TorManager.defaultSystemControl,
+                    controlPassword: String? = nil) {
+            self.mode = mode
+            self.ownTor = ownTor
+            self.systemControl = systemControl
+            self.controlPassword = controlPassword
+        }
+    }
+
+    public struct Backoff: Sendable {
+        public var first = 0.5
+        public var max = 30.0
+        /// A connection that lasted this long resets the delay to `first`.
+        public var healthyAfter = 60.0
+    }
+
+    /// Where Debian's and most distributions' tor put a control socket, then the usual ControlPort.
+    public static let defaultSystemControl: [TorControlEndpoint] = [
+        .unix("/run/tor/control"), .unix("/var/run/tor/control"), .tcp(host: "127.0.0.1", port: 9051),
+    ]
+
+    /// One repository's onion service.
+    public struct Service: Sendable {
+        public var uuid: String
+        public var repo: String
+        public var key: OnionKey
+        public var virtualPort: Int
+        /// The listener's unix socket (absolute, short).
+        public var socketPath: String
+        public init(uuid: String, repo: String, key: OnionKey, virtualPort: Int, socketPath: String) {
+            self.uuid = uuid; self.repo = repo; self.key = key; self.virtualPort = virtualPort; self.socketPath = socketPath
+        }
+        var serviceID: String { String(key.onionAddress.dropLast(".onion".count)) }
+    }
+
+    public enum OnionState: String, Sendable {
+        /// Waiting for a control connection.
+        case waiting
+        /// ADD_ONION done, descriptor not yet uploaded.
+        case added
+        /// A descriptor was uploaded: reachable.
+        case published
+        case failed
+    }
+
+    private struct Entry {
+        var service: Service
+        var state: OnionState = .waiting
+        var error: String?
+        var since = Date()
+    }
+
+    /// Which tor is in use right now.
+    public enum Using: String, Sendable {
+        case none, system, own, connecting, unavailable
+    }
+
+    let settings: Settings
+    let group: EventLoopGroup
+    let logger: Logger
+    let publish: @Sendable (String, JSONObject) -> Void
+
+    private var entries: [String: Entry] = [:]
+    private var client: TorControlClient?
+    private var ownProcess: BackgroundProcess?
+    private var using: Using = .none
+    private var controlDescription: String?
+    private var socks: (host: String, port: Int)?
+    private var bootstrap: (progress: Int, summary: String) = (0, "not started")
+    private var lastError: String?
+    private var warning: String?
+    private var supervisor: Task<Void, Never>?
+    private var stopping = false
+
+    public init(settings: Settings, group: EventLoopGroup, logger: Logger,
+                publish: @escaping @Sendable (String, JSONObject) -> Void) {
+        self.settings = settings
+        self.group = group
+        self.logger = logger
+        self.publish = publish
+    }
+
+    // MARK: Public API
+
+    public func start() {
+        guard settings.mode != .none, supervisor == nil else { return }
+        using = .connecting
+        supervisor = Task { await self.supervise() }
+    }
+
+    public func stop() async {
+        stopping = true
+        supervisor?.cancel()
+        if let client { await client.close() }
+        client = nil
+        if let p = ownProcess { await p.terminate() }
+        ownProcess = nil
+        _ = await supervisor?.value
+    }
+
+    /// Serves `service` on its onion now (or as soon as tor is there).
+    public func add(_ service: Service) async {
+        entries[service.uuid] = Entry(service: service)
+        if let client { await addOnion(service.uuid, via: client) }
+    }
+
+    public func remove(uuid: String) async {
+        guard let e = entries.removeValue(forKey: uuid) else { return }
+        if let client, e.state == .added || e.state == .published {
+            do { try await client.delOnion(e.service.serviceID) } catch {
+                logger.warning("DEL_ONION \(e.service.key.onionAddress): \(error)")
+            }
+        }
+    }
+
+    /// The SOCKS address of the tor in use, if any.
+    public var socksAddress: (host: String, port: Int)? { socks }
+
+    public func status() -> TorStatus {
+        TorStatus(mode: settings.mode.rawValue, using: using.rawValue, control: controlDescription,
+                  socks: socks.map { "\($0.host):\($0.port)" }, pid: ownProcess.map { Int($0.pid) }, bootstrapProgress: bootstrap.progress,
+                  bootstrapSummary: bootstrap.summary, warning: warning, error: lastError,
+                  onions: entries.values.sorted { $0.service.repo < $1.service.repo }.map {
+                      TorStatus.Onion(repo: $0.service.repo, uuid: $0.service.uuid, onion: $0.service.key.onionAddress,
+                                      port: $0.service.virtualPort, state: $0.state.rawValue, error: $0.error)
+                  })
+    }
+
+    /// Waits until `uuid`'s onion is published (tests, benchmarks); false on timeout.
+    public func waitPublished(_ uuid: String, timeout: Double) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if entries[uuid]?.state == .published { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    // MARK: Supervision
+
+    private func supervise() async {
+        var delay = settings.backoff.first
+        while !stopping && !Task.isCancelled {
+            let began = Date()
+            do {
+                try await connectAndServe()
+                if stopping { break }
+                lastError = "tor's control connection closed"
+            } catch {
+                if stopping { break }
+                lastError = "\(error)"
+            }
+            if let p = ownProcess {
+                await p.terminate()
+                ownProcess = nil
+            }
+            client = nil
+            socks = nil
+            for k in entries.keys { entries[k]?.state = .waiting }
+            if Date().timeIntervalSince(began) > settings.backoff.healthyAfter { delay = settings.backoff.first }
+            using = .unavailable
+            logger.warning("tor: \(lastError ?? "gone"); trying again in \(delay) s")
+            publish("tor.disconnected", ["error": .string(lastError ?? ""), "retry_in": .double(delay)])
+            try? await Task.sleep(for: .seconds(delay))
+            delay = min(delay * 2, settings.backoff.max)
+            if !stopping { using = .connecting }
+        }
+    }
+
+    /// One life of a control connection: connect, add every onion, follow events until it closes.
+    private func connectAndServe() async throws {
+        let (c, kind, description) = try await connect()
+        client = c
+        using = kind
+        controlDescription = description
+        lastError = nil
+        try await c.setEvents(["HS_DESC", "STATUS_CLIENT"])
+        if kind == .own { try await c.takeOwnership() }
+        socks = try await Self.socksListener(c)
+        noteBootstrap(try? await c.bootstrapStatus())
+        logger.info("tor: using \(kind.rawValue) tor at \(description); SOCKS \(socks.map { "\($0.host):\($0.port)" } ?? "none")")
+        publish("tor.connected", ["kind": .string(kind.rawValue), "control": .string(description),
+                                  "socks": socks.map { .string("\($0.host):\($0.port)") } ?? .null])
+        for uuid in entries.keys.sorted() { await addOnion(uuid, via: c) }
+        for await event in c.events {
+            handle(event)
+        }
+    }
+
+    /// The first control connection that works, per the mode.
+    private func connect() async throws -> (TorControlClient, Using, String) {
+        var failures: [String] = []
+        if settings.mode == .system || settings.mode == .auto {
+            for endpoint in settings.systemControl {
+                do {
+                    let c = try await TorControlClient.connect(endpoint, group: group)
+                    do {
+                        try await c.authenticate(password: settings.controlPassword)
+                        return (c, .system, endpoint.description)
+                    } catch {
+                        await c.close()
+                        throw error
+                    }
+                } catch {
+                    failures.append("\(endpoint): \(error)")
+                }
+            }
+            if settings.mode == .system {
+                throw TorManagerError(description: "no system tor control port answered (" + failures.joined(separator: "; ")
+                    + "). Enable one with `annex-cli tor enable --system` (it runs annex-tor-helper as root), or use --tor own")
+            }
+        }
+        let own = settings.ownTor
+        let launched: OwnTor.Launched
+        do { launched = try await own.launch() } catch {
+            let tried = failures.isEmpty ? "" : " System tor: " + failures.joined(separator: "; ") + "."
+            throw TorManagerError(description: "\(error).\(tried) Without tor, `annex-cli tor enable --system` can set up the system tor instead")
+        }
+        ownProcess = launched.process
+        if let w = launched.socksWarning {
+            warning = w
+            logger.warning("\(w)")
+        }
+        let c = try await TorControlClient.connect(launched.control, group: group)
+        do {
+            try await c.authenticate(password: nil)
+        } catch {
+            await c.close()
+            throw error
+        }
+        return (c, .own, "\(launched.control) (pid \(launched.process.pid), torrc \(own.torrcPath))")
+    }
+
+    private func addOnion(_ uuid: String, via c: TorControlClient) async {
+        guard let service = entries[uuid]?.service else { return }
+        do {
+            _ = try await c.addOnion(key: service.key,
+                                     ports: [try TorOnionPort(virtualPort: service.virtualPort, target: .unix(service.socketPath))])
+            entries[uuid]?.state = .added
+            entries[uuid]?.error = nil
+            entries[uuid]?.since = Date()
+        } catch {
+            entries[uuid]?.state = .failed
+            entries[uuid]?.error = "\(error)"
+            logger.error("tor: cannot add the onion of \(service.repo): \(error)")
+            publish("onion.failed", ["repo": .string(service.repo), "uuid": .string(uuid),
+                                     "onion": .string(service.key.onionAddress), "error": .string("\(error)")])
+        }
+    }
+
+    private func handle(_ event: TorAsyncEvent) {
+        switch event {
+        case .hsDesc(let d) where d.action == .uploaded:
+            guard let uuid = entries.first(where: { $0.value.service.serviceID == d.address })?.key,
+                  entries[uuid]?.state == .added, let service = entries[uuid]?.service else { return }
+            entries[uuid]?.state = .published
+            let seconds = Date().timeIntervalSince(entries[uuid]?.since ?? Date())
+            logger.info("tor: \(service.key.onionAddress) is published (\(service.repo))")
+            publish("onion.ready", ["repo": .string(service.repo), "uuid": .string(uuid),
+                                    "onion": .string(service.key.onionAddress), "seconds": .double(seconds)])
+        case .bootstrap(let b):
+            noteBootstrap(b)
+        default:
+            break
+        }
+    }
+
+    private func noteBootstrap(_ b: TorBootstrapStatus?) {
+        guard let b, b.progress != bootstrap.progress || b.summary != bootstrap.summary else { return }
+        bootstrap = (b.progress, b.summary)
+        var fields: JSONObject = ["progress": .int(Int64(b.progress)), "tag": .string(b.tag), "summary": .string(b.summary)]
+        if let w = b.warning { fields["warning"] = .string(w) }
+        if let r = b.recommendation { fields["recommendation"] = .string(r) }
+        publish("tor.bootstrap", fields)
+    }
+
+    /// GETINFO net/listeners/socks: the first listener, `"127.0.0.1:9050"`.
+    static func socksListener(_ c: TorControlClient) async throws -> (host: String, port: Int)? {
+        let value = try await c.getInfo(["net/listeners/socks"])["net/listeners/socks"] ?? ""
+        for word in value.split(separator: " ") {
+            let w = word.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            guard let colon = w.lastIndex(of: ":"), let port = Int(w[w.index(after: colon)...]) else { continue }
+            return (String(w[..<colon]), port)
+        }
+        return nil
+    }
+}
+
+public struct TorManagerError: Error, CustomStringConvertible {
+    public let description: String
+}

@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import AnnexdKit
+@testable import Shared
+
+/// annexd with real tor, on a private Tor network on loopback: its own tor
+/// (joined with --tor-extra-config) and a test-started "system" tor reached on
+/// its control socket. Stock git-annex reaches the onions through a tor client
+/// of the same network, seen at 127.0.0.1:9050.
+@Suite(.serialized) struct DaemonPrivateTorTests {
+    static let publishTimeout: TimeInterval = 90
+
+    /// annexd with its own tor joined to the network; SOCKS on a free port.
+    static func ownTorDaemon(_ net: PrivateTorNetwork, stateDir: String? = nil) throws -> DaemonProcess {
+        try DaemonProcess(stateDir: stateDir, tor: ["--tor", "own", "--socks", "auto", "--tor-extra-config", net.joinTorrcPath],
+                          timeout: 30)
+    }
+
+    /// Polls tor.status until `uuid`'s onion is published; the status.
+    @discardableResult
+    static func waitPublished(_ d: DaemonProcess, uuid: String, timeout: TimeInterval = publishTimeout) throws -> TorStatus {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last: TorStatus?
+        while Date() < deadline {
+            let s = try TorStatus(json: try d.call("tor.status"), path: "result")
+            last = s
+            if s.onions.first(where: { $0.uuid == uuid })?.state == "published" { return s }
+            usleep(100_000)
+        }
+        throw DaemonProcess.Failure(description: "onion of \(uuid) not published in \(Int(timeout)) s; last tor.status: \(last.map { "\($0.json)" } ?? "none")\n\(d.log)")
+    }
+
+    static func uuid(_ repo: String) throws -> String {
+        try sh("git config annex.uuid", in: repo).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func ownTorServesLinksAndSurvivesRestarts() throws {
+        let net = try PrivateTorNetwork.shared()
+        let annex = TestEnvironment.gitAnnexVersions[1]   // PyPI's current git-annex
+        let scratch = Scratch("annexd-ptor")
+        let root = scratch.path
+        try sh("""
+            git init -q repoA && cd repoA && git annex init -q A && printf 'over onions\\n' > f && git annex add -q f && git commit -qm f
+            cd .. && git clone -q repoA repoB && cd repoB && git annex init -q B
+            cd .. && git clone -q repoA repoC && cd repoC && git annex init -q C
+            """, in: root, annex: annex)
+        let uuidA = try Self.uuid(root + "/repoA")
+
+        var a: DaemonProcess? = try Self.ownTorDaemon(net, stateDir: root + "/stateA")
+        let b = try Self.ownTorDaemon(net)
+        let infoA = try a!.call("repo.add", .object(["path": .string(root + "/repoA")]))
+        let onionA = try #require(infoA["onion"]?.stringValue)
+        _ = try b.call("repo.add", .object(["path": .string(root + "/repoB")]))
+        let statusA = try Self.waitPublished(a!, uuid: uuidA)
+        #expect(statusA.using == "own")
+        let readyEvents = try a!.annexCLI("events", "--since", "0", "--json").stdout
+        #expect(readyEvents.contains("\"type\":\"onion.ready\""), "\(readyEvents)")
+        #expect(readyEvents.contains("\"type\":\"tor.bootstrap\""), "\(readyEvents)")
+
+        // B's annexd links to A through its own tor, and stock git-annex in B gets the file.
+        let forB = try #require(try a!.call("peer.invite", .object(["repo": .string(root + "/repoA"), "name": "B"]))["address"]?.stringValue)
+        let linked = try b.call("peer.link", .object(["repo": .string(root + "/repoB"), "name": "a", "address": .string(forB)]),
+                                timeout: 120)
+        #expect(linked["uuid"]?.stringValue == uuidA)
+        let socksB = try #require(try TorStatus(json: try b.call("tor.status"), path: "r").socks)
+        let viaB = try Socks9050(socksPort: Int(socksB.split(separator: ":").last!)!)
+        try viaB.run("git annex get --from a f", in: root + "/repoB", annex: annex)
+        #expect(try String(contentsOfFile: root + "/repoB/f", encoding: .utf8) == "over onions\n")
+
+        // A stock git-annex client whose SOCKS port is a tor client of the network.
+        let forC = try #require(try a!.call("peer.invite", .object(["repo": .string(root + "/repoA"), "name": "C"]))["address"]?.stringValue)
+        let viaNet = try Socks9050(socksPort: net.socksPort)
+        try viaNet.run("echo \(forC) | git annex p2p --link --name a >/dev/null && git annex get --from a f", in: root + "/repoC", annex: annex)
+        #expect(try String(contentsOfFile: root + "/repoC/f", encoding: .utf8) == "over onions\n")
+
+        // Killing annexd's tor: annexd starts it again and the onion comes back.
+        let torPID = try #require(try TorStatus(json: try a!.call("tor.status"), path: "r").pid)
+        kill(Int32(torPID), SIGKILL)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, (try? TorStatus(json: try a!.call("tor.status"), path: "r").pid) == torPID { usleep(100_000) }
+        let again = try Self.waitPublished(a!, uuid: uuidA)
+        #expect(again.pid != torPID)
+        try viaNet.run("git annex drop --force f && git annex get --from a f", in: root + "/repoC", annex: annex)
+        #expect(try String(contentsOfFile: root + "/repoC/f", encoding: .utf8) == "over onions\n")
+
+        // Restarting annexd keeps A's address.
+        #expect(a!.terminate() == 0)
+        a = nil
+        a = try Self.ownTorDaemon(net, stateDir: root + "/stateA")
+        #expect(try a!.call("repo.info", .object(["repo": .string(uuidA)]))["onion"]?.stringValue == onionA)
+        try Self.waitPublished(a!, uuid: uuidA)
+        try viaNet.run("git annex drop --force f && git annex get --from a f", in: root + "/repoC", annex: annex)
+        #expect(try String(contentsOfFile: root + "/repoC/f", encoding: .utf8) == "over onions\n")
+    }
+
+    @Test func systemTorControlSocketUsesAddOnionAndNoTorrc() throws {
+        let net = try PrivateTorNetwork.shared()
+        let annex = TestEnvironment.gitAnnexVersions[1]
+        let scratch = Scratch("annexd-stor")
+        let root = scratch.path
+        let control = root + "/control"
+        let system = try net.startExtraTor(name: "system", extraLines: [
+            "ControlSocket \(control)", "CookieAuthentication 1",
+        ])
+        let torrcBefore = try Data(contentsOf: URL(fileURLWithPath: system.torrcPath))
+        try sh("""
+            git init -q repoA && cd repoA && git annex init -q A && printf 'via system tor\\n' > f && git annex add -q f && git commit -qm f
+            cd .. && git clone -q repoA repoC && cd repoC && git annex init -q C
+            """, in: root, annex: annex)
+        let uuidA = try Self.uuid(root + "/repoA")
+        let a = try DaemonProcess(tor: ["--tor", "system", "--tor-control", control], timeout: 30)
+        _ = try a.call("repo.add", .object(["path": .string(root + "/repoA")]))
+        let status = try Self.waitPublished(a, uuid: uuidA)
+        #expect(status.using == "system")
+        #expect(status.control?.contains(control) == true)
+        let forC = try #require(try a.call("peer.invite", .object(["repo": .string(root + "/repoA"), "name": "C"]))["address"]?.stringValue)
+        let viaNet = try Socks9050(socksPort: net.socksPort)
+        try viaNet.run("echo \(forC) | git annex p2p --link --name a >/dev/null && git annex get --from a f", in: root + "/repoC", annex: annex)
+        #expect(try String(contentsOfFile: root + "/repoC/f", encoding: .utf8) == "via system tor\n")
+        // No torrc was written or edited: the system tor's is byte-identical, annexd made none.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: system.torrcPath)) == torrcBefore)
+        #expect(!Posix.exists(a.stateDir + "/tor"))
+    }
+}
