@@ -4,14 +4,13 @@ public enum HelperValidation {
     /// Longest unix socket path tor can use (sun_path is 108 bytes with its NUL).
     public static let maxSocketPathBytes = 107
 
-    /// A decimal uid, 1 ... 4294967294, no sign, no leading zeros. uid 0 is refused:
-    /// annexd runs as a user, and a root-owned socket directory would serve no one
-    /// (git-annex itself would accept 0).
+    /// A decimal uid, 0 ... 4294967294, no sign, no leading zeros. uid 0 is accepted, as
+    /// git-annex enable-tor accepts it: an annexd running as root serves its own socket.
+    /// (Under pkexec the uid must still be the caller's, PKEXEC_UID.)
     public static func uid(_ s: String) throws(HelperFailure) -> UInt32 {
         guard isDecimal(s), s.count <= 10, let v = UInt64(s), v <= 4_294_967_294 else {
-            throw .invalid("--uid must be a decimal user id (1-4294967294), got \(quoted(s))")
+            throw .invalid("--uid must be a decimal user id (0-4294967294), got \(quoted(s))")
         }
-        guard v != 0 else { throw .invalid("--uid 0 refused: the socket directory must belong to the user running annexd") }
         return UInt32(v)
     }
 

@@ -52,6 +52,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The system torrc, read (never written) to find repositories set up by `git annex enable-tor`.")
     var systemTorrc: String = "/etc/tor/torrc"
 
+    @Option(help: "annex-tor-helper, for `annex-cli tor enable --system`. Default: PREFIX/libexec/annex-tor-helper.")
+    var torHelper: String?
+
+    @Option(parsing: .singleValue, help: .hidden)
+    var torHelperArg: [String] = []
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -118,6 +124,7 @@ struct Serve: AsyncParsableCommand {
         let dir = stateDir ?? StateDirectory.defaultPath()
         var config = Daemon.Config(stateDir: dir, socketPath: socket ?? Daemon.Config.defaultSocketPath(), tor: tor)
         config.systemTorrc = systemTorrc
+        config.torHelper = TorHelperRunner(helperPath: torHelper, extraArguments: torHelperArg)
         if let socks, let hp = Self.hostPort(socks) {
             config.socksHost = hp.host
             config.socksPort = hp.port

@@ -142,7 +142,7 @@ import TorrcKit
     static let badArguments: [[String]] = [
         ["add-hidden-service", "--uid", "abc", "--repo-uuid", uuid],
         ["add-hidden-service", "--uid", "-5", "--repo-uuid", uuid],
-        ["add-hidden-service", "--uid", "0", "--repo-uuid", uuid],
+        ["add-hidden-service", "--uid", "007", "--repo-uuid", uuid],
         ["add-hidden-service", "--uid", "1000", "--repo-uuid", uuid + "\nHiddenServiceDir /etc"],
         ["add-hidden-service", "--uid", "1000", "--repo-uuid", "0e2c4f4a-1d7e 4b4a-9d3c-2f1e0a9b8c7d"],
         ["add-hidden-service", "--uid", "1000", "--repo-uuid", "0e2c4f4a/1d7e-4b4a-9d3c-2f1e0a9b8c7d"],

@@ -57,7 +57,7 @@ import Testing
     }
 
     @Test(arguments: [
-        "abc", "-1", "+5", "01000", "1000 ", " 1000", "0", "4294967295", "99999999999", "1e3", "", "１２",
+        "abc", "-1", "+5", "01000", "1000 ", " 1000", "00", "4294967295", "99999999999", "1e3", "", "１２",
     ]) func badUIDs(_ uid: String) {
         #expect(reason(["add-hidden-service", "--uid", uid, "--repo-uuid", Self.uuid]) == .invalidArgument)
     }

@@ -24,6 +24,8 @@ public final class Daemon: @unchecked Sendable {
         public var torSettings: TorManager.Settings?
         /// Where repositories set up by `git annex enable-tor` are found.
         public var systemTorrc = "/etc/tor/torrc"
+        /// How annex-tor-helper is run for `tor.enableSystem`.
+        public var torHelper = TorHelperRunner()
         public init(stateDir: String, socketPath: String, tor: String = "none", socksHost: String = "127.0.0.1", socksPort: Int = 9050) {
             self.stateDir = stateDir
             self.socketPath = socketPath
@@ -107,11 +109,13 @@ public final class Daemon: @unchecked Sendable {
         try? await group.shutdownGracefully()
     }
 
-    /// The onion annexd publishes for `repo`; nil when system tor already serves it (enable-tor).
+    /// The onion annexd publishes for `repo`.
     func onionService(_ repo: Registry.Repo) throws -> TorManager.Service? {
-        if adopted.withLock({ $0[repo.uuid] }) != nil { return nil }
+        // An adopted repository is published by system tor as well; annexd's own onion
+        // (which peers invited earlier may use) then leads to the adopted socket.
+        let socket = adopted.withLock({ $0[repo.uuid] })?.socket ?? socketPath(for: repo.uuid)
         return TorManager.Service(uuid: repo.uuid, repo: repo.path, key: try registry.onionKey(for: repo.uuid),
-                           virtualPort: repo.port, socketPath: socketPath(for: repo.uuid))
+                           virtualPort: repo.port, socketPath: socket)
     }
 
     /// Where peers are dialled: `--socks` if given, else the SOCKS port of the tor in use, else 127.0.0.1:9050.
@@ -191,6 +195,12 @@ public final class Daemon: @unchecked Sendable {
         return service
     }
 
+    /// Serves `repo` again (after its enable-tor setup changed).
+    func restartListener(_ repo: Registry.Repo) throws {
+        stopListener(repo.uuid)
+        try startListener(repo)
+    }
+
     private func stopListener(_ uuid: String) {
         adopted.withLock { _ = $0.removeValue(forKey: uuid) }
         if let l = listeners.withLock({ $0.removeValue(forKey: uuid) }) { l.stop(); l.store.log.close() }
@@ -247,6 +257,7 @@ public final class Daemon: @unchecked Sendable {
         d.register(PeerLink.self) { [self] params, _ in try await link(params) }
         d.register(RemoteListMethod.self) { [self] params, _ in RemoteListMethod.Result(remotes: try remotes(of: try lookup(params.repo))) }
         d.register(RemoteRemove.self) { [self] params, _ in try unlinkRemote(params) }
+        d.register(TorEnableSystem.self) { [self] params, _ in try await enableSystemTor(params) }
         d.register(TorStatusMethod.self) { [self] _, _ in
             await tor?.status() ?? TorStatus(mode: "none", using: "none", control: nil, socks: nil, bootstrapProgress: 0,
                                              bootstrapSummary: "annexd runs with --tor none", warning: nil, error: nil, onions: [])
@@ -304,7 +315,7 @@ public final class Daemon: @unchecked Sendable {
         let peer = Registry.Peer(name: name, tokenSHA256: Registry.hash(token),
                                  access: PeerAccess(rawValue: params.access) ?? .readWrite, created: Date().timeIntervalSince1970)
         try registry.addPeer(peer, to: repo.uuid)
-        try ensureOwnAddressRecorded(repo, address: address)
+        try recordOwnAddress(repo, address: address)
         publish("peer.invited", ["repo": .string(repo.path), "peer": .string(name), "access": .string(params.access)])
         return PeerInvite.Result(address: "\(address):\(token.value)", peer: Self.peerInfo(peer))
     }
@@ -331,9 +342,10 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// git-annex lists a repository's own addresses in creds/p2paddrs (`git annex p2p --gen-addresses` reads it).
-    private func ensureOwnAddressRecorded(_ repo: Registry.Repo, address: String) throws {
+    func recordOwnAddress(_ repo: Registry.Repo, address: String) throws {
         let annex = try AnnexRepo(path: repo.path)
         let path = annex.gitDir + "/annex/creds/p2paddrs"
+        try Posix.makeDirectories(Posix.dirname(path), mode: 0o700)
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         guard !text.split(separator: "\n").contains(where: { $0 == address }) else { return }
         try StateDirectory.writeAtomically(path, Array((text + address + "\n").utf8), mode: 0o600)

@@ -222,7 +222,7 @@ public enum AnnexdAPI {
         PeerInvite.self, PeerList.self, PeerRevoke.self, PeerSetAccess.self, PeerLink.self,
         RemoteListMethod.self, RemoteRemove.self,
         EventsSubscribe.self,
-        TorStatusMethod.self,
+        TorStatusMethod.self, TorEnableSystem.self,
     ]
 
     public static var registry: MethodRegistry { MethodRegistry(version: version, methods: methods) }

@@ -94,3 +94,57 @@ public struct TorStatus: RPCResultConvertible, Equatable {
         .property("onions", [Onion].self),
     ])
 }
+
+public enum TorEnableSystem: RPCMethod {
+    public static let method = "tor.enableSystem"
+    public static let summary = "Set up the system tor as root through annex-tor-helper (pkexec, else sudo): with repo, a hidden service in git annex enable-tor's layout, which annexd then serves; without, a group-readable control socket, so --tor system works from then on"
+    public struct Params: RPCParams, Equatable {
+        public var repo: String?
+        public var group: String?
+        public init(repo: String? = nil, group: String? = nil) { self.repo = repo; self.group = group }
+        public init(json: JSONValue, path at: String) throws {
+            var r = try JSONObjectReader(json, path: at)
+            repo = try r.optional("repo")
+            group = try r.optional("group")
+            try r.finish()
+        }
+        public var json: JSONValue { .object(JSONObject(["repo": repo?.json, "group": group?.json])) }
+        public static let schema = JSONSchema.object([
+            .property("repo", String.self, required: false, "Path (or UUID) of a registered repository: add its hidden service to the system torrc"),
+            .property("group", String.self, required: false, "Without repo: tor's group, which gets the control socket (default: the group of /var/lib/tor)"),
+        ])
+    }
+    public struct Result: RPCResultConvertible, Equatable {
+        public var action: String
+        public var changed: Bool
+        public var onion: String?
+        public var port: Int?
+        public var socket: String?
+        public var message: String
+        public init(action: String, changed: Bool, onion: String?, port: Int?, socket: String?, message: String) {
+            self.action = action; self.changed = changed; self.onion = onion; self.port = port; self.socket = socket; self.message = message
+        }
+        public init(json: JSONValue, path at: String) throws {
+            var r = try JSONObjectReader(json, path: at)
+            action = try r.required("action")
+            changed = try r.required("changed")
+            onion = try r.optional("onion")
+            port = try r.optional("port")
+            socket = try r.optional("socket")
+            message = try r.required("message")
+            try r.finish()
+        }
+        public var json: JSONValue {
+            .object(JSONObject(["action": action.json, "changed": changed.json, "onion": onion?.json, "port": port?.json,
+                                "socket": socket?.json, "message": message.json]))
+        }
+        public static let schema = JSONSchema.object([
+            .property("action", String.self, "add-hidden-service or enable-control-socket"),
+            .property("changed", Bool.self, "false when the torrc already had it"),
+            .property("onion", String.self, required: false, "The repository's onion address (system tor's)"),
+            .property("port", Int.self, required: false, "Its virtual port"),
+            .property("socket", String.self, required: false, "The unix socket tor forwards to (annexd listens there)"),
+            .property("message", String.self, "What happened and what comes next"),
+        ])
+    }
+}
