@@ -203,12 +203,12 @@ public actor TorManager {
     private func connectAndServe() async throws {
         let (c, kind, description) = try await connect()
         client = c
-        using = kind
         controlDescription = description
-        lastError = nil
         try await c.setEvents(["HS_DESC", "STATUS_CLIENT"])
         if kind == .own { try await c.takeOwnership() }
         socks = try await Self.socksListener(c)
+        using = kind
+        lastError = nil
         noteBootstrap(try? await c.bootstrapStatus())
         logger.info("tor: using \(kind.rawValue) tor at \(description); SOCKS \(socks.map { "\($0.host):\($0.port)" } ?? "none")")
         publish("tor.connected", ["kind": .string(kind.rawValue), "control": .string(description),
