@@ -66,6 +66,7 @@ bench: test-deps
 	$(SWIFT) build -c release
 	scripts/bench
 	scripts/bench-rpc
+	scripts/bench-tor
 
 # contrib/openrpc.json from the RPC method registry (a test fails when they differ).
 openrpc: deps
