@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Testing
 @testable import Shared
+import AnnexdKit
 
 /// OnionKey against the real tor: the address annexd computes must be the one tor derives
 /// from the same key, whether tor reads it from a HiddenServiceDir, makes it itself, or gets
@@ -85,7 +86,7 @@ import Testing
 /// A tor started with a minimal torrc in `scratch` (no SOCKS port, `DisableNetwork 1`), owned
 /// by the test process (`__OwningControllerProcess`) so it exits even if the test runner dies.
 private final class TorProcess {
-    let process = Process()
+    let process: BackgroundProcess
     let logPath: String
 
     init(scratch: Scratch, extraConfig: [String]) throws {
@@ -102,18 +103,9 @@ private final class TorProcess {
         ] + extraConfig
         try write(Array((config.joined(separator: "\n") + "\n").utf8), to: torrc, mode: 0o600)
         try write([], to: defaults, mode: 0o600)
-        process.executableURL = URL(fileURLWithPath: OnionKeyTorTests.tor)
-        process.arguments = ["--defaults-torrc", defaults, "-f", torrc, "--quiet"]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        // Swift concurrency and Dispatch worker threads block most signals, and a spawned child
-        // inherits the spawning thread's mask: tor would then ignore SIGTERM. Spawn with none blocked.
-        var none = sigset_t(), saved = sigset_t()
-        sigemptyset(&none)
-        pthread_sigmask(SIG_SETMASK, &none, &saved)
-        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-        try process.run()
+        // BackgroundProcess spawns with no signals blocked (Swift's worker threads block most,
+        // and a child would inherit that mask and ignore SIGTERM).
+        process = try BackgroundProcess([OnionKeyTorTests.tor, "--defaults-torrc", defaults, "-f", torrc, "--quiet"], logPath: nil)
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "(no log)" }
@@ -124,8 +116,8 @@ private final class TorProcess {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if try condition() { return }
-            guard process.isRunning else {
-                throw TorTestFailure("tor exited (status \(process.terminationStatus)) before \(what) appeared:\n\(log)")
+            if let status = process.exited {
+                throw TorTestFailure("tor exited (status \(status)) before \(what) appeared:\n\(log)")
             }
             guard Date() < deadline else {
                 throw TorTestFailure("no \(what) after \(Int(timeout)) s:\n\(log)")
@@ -147,13 +139,7 @@ private final class TorProcess {
     }
 
     /// SIGTERM (a client tor exits at once), then SIGKILL after 5 s.
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-    }
+    func stop() { process.stop() }
 }
 
 private struct TorTestFailure: Error, CustomStringConvertible {

@@ -288,7 +288,7 @@ func parentDirectory(_ path: String) -> String { (path as NSString).deletingLast
 /// A tor of our own with a torrc the helper may edit.
 final class HelperTor {
     let scratch = Scratch("annexd-torhelper")
-    let process = Process()
+    private(set) var process: BackgroundProcess!
     var torrc: String { scratch.path + "/torrc" }
     var defaults: String { scratch.path + "/torrc-defaults" }
     var dataDir: String { scratch.path + "/data" }
@@ -311,22 +311,13 @@ final class HelperTor {
             """
         try Data(config.utf8).write(to: URL(fileURLWithPath: torrc))
         try Data().write(to: URL(fileURLWithPath: defaults))
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/tor")
-        process.arguments = ["--defaults-torrc", defaults, "-f", torrc, "--quiet"]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        // Spawn with no signals blocked, or tor would ignore SIGHUP and SIGTERM.
-        var none = sigset_t(), saved = sigset_t()
-        sigemptyset(&none)
-        pthread_sigmask(SIG_SETMASK, &none, &saved)
-        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-        try process.run()
+        // (BackgroundProcess spawns with no signals blocked, or tor would ignore SIGHUP and SIGTERM.)
+        process = try BackgroundProcess(["/usr/sbin/tor", "--defaults-torrc", defaults, "-f", torrc, "--quiet"], logPath: nil)
         // tor writes its pid file before it installs its signal handlers, and a SIGHUP in
         // between kills it: wait until it catches SIGHUP.
         let deadline = Date().addingTimeInterval(20)
-        while !Self.catchesSIGHUP(process.processIdentifier) {
-            guard process.isRunning, Date() < deadline else { throw HelperTorFailure("tor did not start:\n\(log)") }
+        while !Self.catchesSIGHUP(process.pid) {
+            guard isRunning, Date() < deadline else { throw HelperTorFailure("tor did not start:\n\(log)") }
             usleep(50_000)
         }
     }
@@ -339,11 +330,9 @@ final class HelperTor {
     }
 
     var log: String { (try? String(contentsOfFile: scratch.path + "/tor.log", encoding: .utf8)) ?? "(no log)" }
-    var isRunning: Bool { process.isRunning }
+    var isRunning: Bool { process.exited == nil }
 
-    func stop() {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
-    }
+    func stop() { process.stop() }
 
     func torrcBytes() throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: torrc))) }
 
@@ -361,7 +350,7 @@ final class HelperTor {
     /// The test overrides for this tor.
     func overrideArguments() -> [String] {
         ["--torrc", torrc, "--defaults-torrc", defaults, "--tor-data-root", dataDir, "--socket-root", socketRoot,
-         "--reload-command", "kill -HUP \(process.processIdentifier)", "--timeout", "20"]
+         "--reload-command", "kill -HUP \(process.pid)", "--timeout", "20"]
     }
 
     /// Runs the helper with `args` plus every override `args` does not set itself

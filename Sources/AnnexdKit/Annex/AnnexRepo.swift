@@ -20,15 +20,19 @@ public struct AnnexRepo: Sendable {
         guard Posix.isDirectory(path) else {
             throw OpenError(description: "\(path): no such directory")
         }
-        let r = try Command.run(["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository"], cwd: path)
+        // One git for all three answers; --show-toplevel fails (after printing the
+        // first two) in a bare repository or from inside .git.
+        let r = try Command.run(["git", "rev-parse", "--absolute-git-dir", "--is-bare-repository", "--show-toplevel"], cwd: path)
         let lines = r.stdout.split(separator: "\n").map(String.init)
-        guard r.status == 0, lines.count >= 2 else {
+        guard lines.count >= 2, r.status == 0 || lines.count == 2 else {
             throw OpenError(description: "\(path) is not a git repository")
         }
         gitDir = lines[0]
         isBare = lines[1] == "true"
         if isBare {
             self.path = gitDir
+        } else if lines.count >= 3 {
+            self.path = lines[2]
         } else {
             let top = try Command.run(["git", "rev-parse", "--show-toplevel"], cwd: path)
             self.path = top.status == 0 ? top.stdout.trimmingCharacters(in: .newlines) : path

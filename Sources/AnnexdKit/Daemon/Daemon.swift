@@ -74,7 +74,10 @@ public final class Daemon: @unchecked Sendable {
 
     /// Starts serving every registered repository and the RPC socket.
     public func start() throws {
-        for repo in registry.all {
+        // Opening a repository runs git; with many repositories, on every core at once.
+        let repos = registry.all
+        DispatchQueue.concurrentPerform(iterations: repos.count) { i in
+            let repo = repos[i]
             do { try startListener(repo) } catch {
                 logger.error("cannot serve \(repo.path): \(error)")
                 publish("repo.failed", ["repo": .string(repo.path), "uuid": .string(repo.uuid), "error": .string("\(error)")])

@@ -58,6 +58,18 @@ public final class BackgroundProcess: Sendable {
         }
     }
 
+    /// SIGTERM, then SIGKILL after `grace` seconds; blocks until the child is gone (tests, scripts).
+    public func stop(grace: Double = 5) {
+        guard exited == nil else { return }
+        kill(pid, SIGTERM)
+        var waited = 0.0
+        while exited == nil {
+            if waited >= grace { kill(pid, SIGKILL); waited = -Double.infinity }
+            usleep(20_000)
+            waited += 0.02
+        }
+    }
+
     /// SIGTERM, then SIGKILL if the child is still there after `grace` seconds.
     public func terminate(grace: Double = 5) async {
         guard exited == nil else { return }
