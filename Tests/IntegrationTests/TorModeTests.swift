@@ -75,6 +75,46 @@ import Testing
         #expect(cli.status == 0 && cli.stdout.contains("annex-cli tor enable --system"), "\(cli)")
     }
 
+    @Test func systemTorOfAnotherUserIsNotUsed() throws {
+        guard geteuid() == 0 else {
+            print("skipped: starting a tor as another user (nobody) needs root")
+            return
+        }
+        let scratch = Scratch("annexd-tmode")
+        chmod(scratch.path, 0o711)
+        let dir = scratch.path + "/t"
+        try Posix.makeDirectories(dir + "/data", mode: 0o700)
+        let nobody = try #require(getpwnam("nobody"))
+        for d in [dir, dir + "/data"] { chown(d, nobody.pointee.pw_uid, nobody.pointee.pw_gid) }
+        try """
+            DataDirectory \(dir)/data
+            ControlSocket \(dir)/c
+            CookieAuthentication 1
+            SocksPort 0
+            DisableNetwork 1
+
+            """.write(toFile: scratch.path + "/torrc", atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: scratch.path + "/empty", contents: Data())
+        chmod(scratch.path + "/torrc", 0o644)
+        chmod(scratch.path + "/empty", 0o644)
+        let tor = try BackgroundProcess(["setpriv", "--reuid=\(nobody.pointee.pw_uid)", "--regid=\(nobody.pointee.pw_gid)", "--clear-groups",
+                                         "tor", "-f", scratch.path + "/torrc", "--defaults-torrc", scratch.path + "/empty", "--quiet"], logPath: nil)
+        defer { tor.stop() }
+        let deadline = Date().addingTimeInterval(20)
+        while !Posix.exists(dir + "/c") && tor.exited == nil && Date() < deadline { usleep(50_000) }
+        #expect(Posix.exists(dir + "/c"), "tor as nobody did not open its control socket")
+
+        let system = try DaemonProcess(tor: ["--tor", "system", "--tor-control", dir + "/c"])
+        let refused = try Self.status(system) { $0.error != nil }
+        #expect(refused.error?.contains("runs as nobody") == true && refused.error?.contains("--tor own") == true, "\(refused.json)")
+        #expect(refused.using != "system")
+
+        let auto = try DaemonProcess(tor: ["--tor", "auto", "--tor-control", dir + "/c", "--socks", "auto",
+                                           "--tor-extra-config", try Self.offlineConfig(scratch.path)])
+        let chosen = try Self.status(auto) { $0.using == "own" }
+        #expect(chosen.using == "own", "\(chosen.json)")
+    }
+
     @Test func badTorFlagsAreRefusedClearly() throws {
         for (args, needle) in [(["--tor", "sometimes"], "--tor must be auto, system, own or none"),
                                (["--tor-control", "relative/path"], "--tor-control must be"),

@@ -228,6 +228,7 @@ public actor TorManager {
                     let c = try await TorControlClient.connect(endpoint, group: group)
                     do {
                         try await c.authenticate(password: settings.controlPassword)
+                        try await Self.requireSameUser(c, endpoint)
                         return (c, .system, endpoint.description)
                     } catch {
                         await c.close()
@@ -304,6 +305,18 @@ public actor TorManager {
         if let w = b.warning { fields["warning"] = .string(w) }
         if let r = b.recommendation { fields["recommendation"] = .string(r) }
         publish("tor.bootstrap", fields)
+    }
+
+    /// annexd's listener sockets are private (0600 under its 0700 state directory), so a
+    /// tor running as another user (Debian's system tor runs as debian-tor) could publish
+    /// the onions but never connect to them: refuse it rather than publish dead onions.
+    static func requireSameUser(_ c: TorControlClient, _ endpoint: TorControlEndpoint) async throws {
+        guard let text = try? await c.getInfo(["process/uid"])["process/uid"], let uid = Int(text), uid >= 0,
+              uid != Int(getuid()) else { return }
+        let name = getpwuid(uid_t(uid)).map { String(cString: $0.pointee.pw_name) } ?? "uid \(uid)"
+        throw TorManagerError(description: "the tor at \(endpoint) runs as \(name), which cannot open annexd's private listener sockets. "
+            + "Use annexd's own tor (--tor own, or auto), or have system tor serve a repository in git annex enable-tor's layout "
+            + "with `annex-cli tor enable --system --repo PATH`")
     }
 
     /// GETINFO net/listeners/socks: the first listener, `"127.0.0.1:9050"`.
