@@ -23,7 +23,7 @@ import Testing
             let args = [TestEnvironment.annexd, "--state-dir", stateDir, "--socket", socket, "--tor", "none", "--log-level", "warning"] + extra
             if let ns = net?.namespace {
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = ["ip", "netns", "exec", ns] + args
+                process.arguments = ns.argv(args)
             } else {
                 process.executableURL = URL(fileURLWithPath: TestEnvironment.annexd)
                 process.arguments = Array(args.dropFirst())

@@ -14,7 +14,7 @@ final class OnionNetwork {
     struct Unavailable: Error, CustomStringConvertible { let description: String }
 
     let scratch = Scratch("annexd-onionnet")
-    let namespace: String?
+    let namespace: NetNamespace?
     private let socks: Process
     var mapFile: String { scratch.path + "/map" }
 
@@ -22,12 +22,11 @@ final class OnionNetwork {
         FileManager.default.createFile(atPath: scratch.path + "/map", contents: Data())
         let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/onion-socks.py"
         if getuid() == 0 {
-            let ns = "annexd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            try sh("ip netns add \(ns) && ip netns exec \(ns) ip link set lo up", in: "/")
+            let ns = try NetNamespace()
             namespace = ns
             socks = Process()
             socks.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            socks.arguments = ["ip", "netns", "exec", ns, "python3", script, "127.0.0.1", "9050", scratch.path + "/map"]
+            socks.arguments = ns.argv(["python3", script, "127.0.0.1", "9050", scratch.path + "/map"])
         } else {
             // Without root there is no private namespace: 9050 itself must be free.
             let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -67,7 +66,6 @@ final class OnionNetwork {
     deinit {
         kill(socks.processIdentifier, SIGKILL)
         socks.waitUntilExit()
-        if let namespace { _ = try? sh("ip netns delete \(namespace)", in: "/", allowFailure: true) }
     }
 
     /// Routes `<onion>:<port>` to the unix socket at `path`.
@@ -83,8 +81,7 @@ final class OnionNetwork {
     @discardableResult
     func run(_ script: String, in cwd: String, annex: TestEnvironment.GitAnnex, allowFailure: Bool = false) throws -> String {
         guard let namespace else { return try sh(script, in: cwd, annex: annex, allowFailure: allowFailure) }
-        let quoted = "'" + script.replacingOccurrences(of: "'", with: "'\\''") + "'"
-        return try sh("ip netns exec \(namespace) sh -c \(quoted)", in: cwd, annex: annex, allowFailure: allowFailure)
+        return try namespace.run(script, in: cwd, annex: annex, allowFailure: allowFailure)
     }
 
     /// A fully valid v3 onion address (checksum, version, curve point) of a fresh key.

@@ -12,21 +12,20 @@ final class Socks9050 {
     struct Unavailable: Error, CustomStringConvertible { let description: String }
 
     let scratch = Scratch("annexd-s9050")
-    let namespace: String?
+    let namespace: NetNamespace?
     private var bridges: [BackgroundProcess] = []
 
     init(socksPort: Int) throws {
         if getuid() == 0 {
-            let ns = "annexd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            try sh("ip netns add \(ns) && ip netns exec \(ns) ip link set lo up", in: "/")
+            let ns = try NetNamespace()
             namespace = ns
             let path = scratch.path + "/socks"
             bridges.append(try BackgroundProcess(["socat", "UNIX-LISTEN:\(path),fork,mode=600", "TCP:127.0.0.1:\(socksPort)"], logPath: nil))
             try Self.waitUntil("the bridge socket \(path)") { Posix.exists(path) }
-            bridges.append(try BackgroundProcess(["ip", "netns", "exec", ns, "socat",
-                                                  "TCP-LISTEN:9050,bind=127.0.0.1,reuseaddr,fork", "UNIX-CONNECT:\(path)"], logPath: nil))
-            try Self.waitUntil("127.0.0.1:9050 in namespace \(ns)") {
-                ((try? sh("ip netns exec \(ns) ss -ltn", in: "/")) ?? "").contains("127.0.0.1:9050")
+            bridges.append(try BackgroundProcess(ns.argv(["socat", "TCP-LISTEN:9050,bind=127.0.0.1,reuseaddr,fork", "UNIX-CONNECT:\(path)"]),
+                                                 logPath: nil))
+            try Self.waitUntil("127.0.0.1:9050 in namespace \(ns.name)") {
+                ((try? sh("ip netns exec \(ns.name) ss -ltn", in: "/")) ?? "").contains("127.0.0.1:9050")
             }
         } else {
             guard OwnTor.loopbackPortIsFree(9050) else {
@@ -40,15 +39,13 @@ final class Socks9050 {
 
     deinit {
         for b in bridges { kill(b.pid, SIGKILL) }
-        if let namespace { _ = try? sh("ip netns delete \(namespace)", in: "/", allowFailure: true) }
     }
 
     /// Runs a shell script where 127.0.0.1:9050 is the tor.
     @discardableResult
     func run(_ script: String, in cwd: String, annex: TestEnvironment.GitAnnex, allowFailure: Bool = false) throws -> String {
         guard let namespace else { return try sh(script, in: cwd, annex: annex, allowFailure: allowFailure) }
-        let quoted = "'" + script.replacingOccurrences(of: "'", with: "'\\''") + "'"
-        return try sh("ip netns exec \(namespace) sh -c \(quoted)", in: cwd, annex: annex, allowFailure: allowFailure)
+        return try namespace.run(script, in: cwd, annex: annex, allowFailure: allowFailure)
     }
 
     static func waitUntil(_ what: String, timeout: Double = 10, _ ready: () -> Bool) throws {
