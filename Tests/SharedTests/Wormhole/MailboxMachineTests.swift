@@ -210,6 +210,17 @@ let textAppID = "lothar.com/wormhole/text-or-file-xfer"
         #expect(h.events[a].last == .closed(.unwelcome))
     }
 
+    @Test func welcomeErrorAfterClaimReleasesAndCloses() {
+        let h = Harness()
+        h.server.welcome = ["error": "go away"]
+        let a = h.add(MailboxMachine(.init(appID: textAppID)))
+        h.call(a) { $0.setCode(try! WormholeCode(parsing: "3-a-b")) }
+        h.pump()
+        #expect(h.events[a].contains(.failed(.unwelcome("go away"))))
+        #expect(h.events[a].last == .closed(.unwelcome))
+        #expect(h.disconnected[a])
+    }
+
     @Test func lonelyCloseAndNameplateList() {
         let h = Harness()
         let a = h.add(MailboxMachine(.init(appID: textAppID)))
