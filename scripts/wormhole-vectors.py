@@ -71,6 +71,34 @@ def spake_case(appid, code_a, code_b, seed_a, seed_b):
     }
 
 
+class _Collect:
+    def __init__(self):
+        self.data = b""
+
+    def write(self, b):
+        self.data += b
+
+
+def transit_records(tk):
+    """Wire records made by magic-wormhole's own transit.Connection.send_record (big-endian
+    counter nonces, 4-byte big-endian length), both directions."""
+    out = []
+    for direction, purpose in (("sender", b"transit_record_sender_key"), ("receiver", b"transit_record_receiver_key")):
+        conn = transit.Connection.__new__(transit.Connection)
+        conn.send_box = SecretBox(derive_key(tk, purpose))
+        conn.send_nonce = 0
+        conn.transport = _Collect()
+        plaintexts = [b"first record", b"", b"x" * 300] if direction == "sender" else \
+            [dict_to_bytes({"ack": "ok", "sha256": hashlib.sha256(b"first record" + b"x" * 300).hexdigest()})]
+        wire = []
+        for p in plaintexts:
+            before = len(conn.transport.data)
+            transit.Connection.send_record(conn, p)
+            wire.append(h(conn.transport.data[before:]))
+        out.append({"direction": direction, "plaintexts_hex": [h(p) for p in plaintexts], "wire_hex": wire})
+    return out
+
+
 def key_schedule(key, side_a, side_b, nonce):
     out = {
         "key_hex": h(key),
@@ -102,6 +130,7 @@ def key_schedule(key, side_a, side_b, nonce):
         "record_key_sender_hex": h(derive_key(tk, b"transit_record_sender_key")),
         "record_key_receiver_hex": h(derive_key(tk, b"transit_record_receiver_key")),
     }
+    out["transit"]["records"] = transit_records(tk)
     out["derive_key"] = [{"purpose_hex": h(p), "length": n, "out_hex": h(derive_key(key, p, n))}
                          for p, n in ((b"", 32), (b"x", 16), (b"annexd test purpose", 64))]
     return out
