@@ -31,6 +31,7 @@ deps:
 # PyPI's current git-annex, for interoperability tests against the newest release.
 test-deps: deps
 	@[ -x $(VENV)/bin/git-annex ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q --upgrade git-annex; }
+	@[ -x $(VENV)/bin/wormhole ] || $(VENV)/bin/pip install -q magic-wormhole==0.24.0 magic-wormhole-mailbox-server magic-wormhole-transit-relay
 
 build: deps
 	$(SWIFT) build -c $(CONFIG)

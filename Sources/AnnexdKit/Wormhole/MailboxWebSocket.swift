@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSOCKS
 import NIOWebSocket
 import Shared
 
@@ -80,15 +81,20 @@ struct MailboxWebSocket {
 
     /// Connects and upgrades; runs `body` with a stream of text messages and a way to send.
     static func withConnection<R: Sendable>(
-        to url: MailboxURL,
+        to url: MailboxURL, socks: SOCKSProxy? = nil,
         _ body: (_ inbound: AsyncThrowingStream<[UInt8], Error>, _ send: @escaping @Sendable ([UInt8]) async throws -> Void) async throws -> R
     ) async throws -> R {
         let upgrade: EventLoopFuture<Upgrade>
         do {
             upgrade = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.seconds(15))
-                .connect(host: url.host, port: url.port) { channel in
+                .connect(host: socks?.host ?? url.host, port: socks?.port ?? url.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if socks != nil {
+                            // Writes (the upgrade request) wait in the handler until tor connected.
+                            try channel.pipeline.syncOperations.addHandler(
+                                SOCKSClientHandler(targetAddress: .domain(url.host, port: url.port)))
+                        }
                         let upgrader = NIOTypedWebSocketClientUpgrader<Upgrade>(
                             maxFrameSize: 1 << 24,
                             upgradePipelineHandler: { channel, _ in
@@ -112,7 +118,8 @@ struct MailboxWebSocket {
                     }
                 }
         } catch {
-            throw WormholeClientError.connectFailed(url.text, reason: "\(error)")
+            let via = socks.map { " through the SOCKS proxy \($0.host):\($0.port) (is tor running?)" } ?? ""
+            throw WormholeClientError.connectFailed(url.text, reason: "\(error)\(via)")
         }
         let result: Upgrade
         do { result = try await upgrade.get() } catch {

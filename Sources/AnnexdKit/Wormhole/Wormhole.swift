@@ -9,28 +9,55 @@ public enum Wormhole {
     /// git-annex's `p2p --pair` appid.
     public static let gitAnnexAppID = "git-annex.branchable.com/p2p-setup"
 
+    public static let defaultTransitHelper = "tcp:transit.magic-wormhole.io:4001"
+
     public struct Configuration: Sendable {
         public var mailboxURL: String
         public var appID: String
         /// Gives up (mood lonely/errory) when the whole exchange takes longer; nil waits forever,
         /// as the Python CLI does.
         public var timeout: Duration?
+        /// How file transfers connect (relay, listening, delays).
+        public var transit: TransitOptions
+        /// Mailbox and transit connections go through this SOCKS5 proxy (tor); nothing listens then.
+        public var socks: SOCKSProxy?
         /// Sees every server message (`<- {…}`) and machine action, for debugging.
         public var trace: (@Sendable (String) -> Void)?
 
         public init(mailboxURL: String = Wormhole.defaultMailboxURL, appID: String = Wormhole.defaultAppID,
-                    timeout: Duration? = nil, trace: (@Sendable (String) -> Void)? = nil) {
+                    timeout: Duration? = nil,
+                    transit: TransitOptions = TransitOptions(relay: try? TransitEndpoint(helper: Wormhole.defaultTransitHelper)),
+                    socks: SOCKSProxy? = nil, trace: (@Sendable (String) -> Void)? = nil) {
             self.mailboxURL = mailboxURL
             self.appID = appID
             self.timeout = timeout
+            self.transit = transit
+            self.socks = socks
             self.trace = trace
         }
 
-        /// The defaults, with the mailbox URL from `WORMHOLE_RELAY_URL` when it is set.
-        public static func fromEnvironment(_ env: [String: String], appID: String = Wormhole.defaultAppID) -> Configuration {
+        /// The defaults, with the mailbox URL from `WORMHOLE_RELAY_URL` and the transit relay
+        /// from `WORMHOLE_TRANSIT_HELPER` when they are set (as the Python CLI reads them).
+        public static func fromEnvironment(_ env: [String: String], appID: String = Wormhole.defaultAppID) throws -> Configuration {
             var c = Configuration(appID: appID)
-            if let url = env["WORMHOLE_RELAY_URL"], !url.isEmpty { c.mailboxURL = url }
+            if let url = env["WORMHOLE_RELAY_URL"], !url.isEmpty {
+                _ = try MailboxURL(url)
+                c.mailboxURL = url
+            }
+            if let helper = env["WORMHOLE_TRANSIT_HELPER"], !helper.isEmpty {
+                c.transit.relay = try TransitEndpoint(helper: helper)
+            }
             return c
+        }
+
+        /// The transit options as used: through SOCKS nothing listens.
+        var effectiveTransit: TransitOptions {
+            var t = transit
+            if let socks {
+                t.socks = socks
+                t.listen = false
+            }
+            return t
         }
     }
 
@@ -48,7 +75,7 @@ public enum Wormhole {
             var out = given.map { m.setCode($0) } ?? m.allocateCode(wordCount: wordCount)
             out += m.send(offer)
             return out
-        }, onEvent: { event, m, result in
+        }, onEvent: { event, m, result, _ in
             switch event {
             case .codeAllocated(let c):
                 onCode(c)
@@ -81,7 +108,7 @@ public enum Wormhole {
     /// Receives one text message like `wormhole receive CODE`, acknowledges it and returns it.
     /// A file or directory offer is refused (`{"error": …}` to the sender) and thrown.
     public static func receiveText(code: WormholeCode, configuration: Configuration = .init()) async throws -> String {
-        let received = try await run(configuration, start: { m in m.setCode(code) }, onEvent: { event, m, result in
+        let received = try await run(configuration, start: { m in m.setCode(code) }, onEvent: { event, m, result, _ in
             guard case .message(_, let body) = event else { return [] }
             guard let msg = try? JSONValue(parsing: body) else {
                 result.error = .peerError("the sender sent a message that is not JSON")
@@ -113,18 +140,50 @@ public enum Wormhole {
     struct Outcome: Sendable {
         var done = false
         var text: String?
+        var file: ReceivedFile?
+        var peerHints = TransitHints()
+        var hintsSent = false
+        var route: String?
         var error: WormholeError?
+    }
+
+    typealias Step = @Sendable (inout MailboxMachine, inout Outcome) -> [MailboxMachine.Action]
+
+    /// Lets work outside the machine (Transit) act on it later: the step runs on the driver's loop.
+    struct Poster: Sendable {
+        fileprivate let continuation: AsyncStream<Input>.Continuation
+        func post(_ step: @escaping Step) { continuation.yield(.step(step)) }
+    }
+
+    fileprivate enum Input: Sendable {
+        case frame([UInt8])
+        case step(Step)
+        case ended((any Error)?)
     }
 
     /// Connects, runs the machine until it closes, and turns its failures into errors.
     static func run(_ configuration: Configuration,
                     start: @escaping @Sendable (inout MailboxMachine) -> [MailboxMachine.Action],
-                    onEvent: @escaping @Sendable (MailboxEvent, inout MailboxMachine, inout Outcome) -> [MailboxMachine.Action])
+                    onEvent: @escaping @Sendable (MailboxEvent, inout MailboxMachine, inout Outcome, Poster) -> [MailboxMachine.Action])
         async throws -> Outcome
     {
         let url = try MailboxURL(configuration.mailboxURL)
         let body: @Sendable () async throws -> Outcome = {
-            try await MailboxWebSocket.withConnection(to: url) { inbound, send in
+            try await MailboxWebSocket.withConnection(to: url, socks: configuration.socks) { inbound, send in
+                let (inputs, continuation) = AsyncStream<Input>.makeStream()
+                let poster = Poster(continuation: continuation)
+                let reader = Task {
+                    do {
+                        for try await text in inbound { continuation.yield(.frame(text)) }
+                        continuation.yield(.ended(nil))
+                    } catch {
+                        continuation.yield(.ended(error))
+                    }
+                }
+                defer {
+                    reader.cancel()
+                    continuation.finish()
+                }
                 var machine = MailboxMachine(.init(appID: configuration.appID))
                 var outcome = Outcome()
                 var failure: WormholeError?
@@ -139,16 +198,24 @@ public enum Wormhole {
                         case .event(let event):
                             if case .failed(let e) = event, failure == nil { failure = e }
                             if case .closed = event { finished = true }
-                            queue += onEvent(event, &machine, &outcome)
+                            queue += onEvent(event, &machine, &outcome, poster)
                         case .disconnect: finished = true
                         }
                     }
                 }
                 try await drain()
                 if !finished {
-                    for try await text in inbound {
-                        configuration.trace?("<- " + String(decoding: text, as: UTF8.self))
-                        queue += machine.received(text: text)
+                    for await input in inputs {
+                        switch input {
+                        case .frame(let text):
+                            configuration.trace?("<- " + String(decoding: text, as: UTF8.self))
+                            queue += machine.received(text: text)
+                        case .step(let step):
+                            queue += step(&machine, &outcome)
+                        case .ended(let error):
+                            if let error { throw error }
+                            queue += machine.connectionLost()
+                        }
                         try await drain()
                         if finished { break }
                     }

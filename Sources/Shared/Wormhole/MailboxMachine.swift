@@ -456,6 +456,8 @@ public enum WormholeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Application-level failures (the peer's answer, transfer errors).
     case peerError(String)
     case timeout(String)
+    /// The file transfer over Transit failed (no connection, short data, bad ack).
+    case transit(String)
 
     public var description: String {
         switch self {
@@ -473,6 +475,7 @@ public enum WormholeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .connectionLost: "the connection to the mailbox server was lost before the wormhole finished; try again"
         case .peerError(let m): m
         case .timeout(let m): m
+        case .transit(let m): "the file transfer failed: \(m)"
         }
     }
 }
