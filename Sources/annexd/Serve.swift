@@ -31,6 +31,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "SOCKS5 proxy for outgoing peer connections, HOST:PORT.")
     var socks: String = "127.0.0.1:9050"
 
+    @Option(help: "Magic Wormhole mailbox server for pairing, ws://HOST:PORT/v1 (default: $WORMHOLE_RELAY_URL, else magic-wormhole's public one).")
+    var wormholeRelayUrl: String?
+
+    @Option(help: "Magic Wormhole transit relay for pairing, tcp:HOST:PORT (default: $WORMHOLE_TRANSIT_HELPER, else magic-wormhole's public one).")
+    var wormholeTransitHelper: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -47,6 +53,7 @@ struct Serve: AsyncParsableCommand {
         if tor != "none" {
             throw ValidationError("--tor \(tor) is not available in this version yet; use --tor none (onion services arrive with the tor manager)")
         }
+        _ = try wormholeConfiguration()
         let parts = socks.split(separator: ":")
         guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65535).contains(port) else {
             throw ValidationError("--socks must be HOST:PORT, e.g. 127.0.0.1:9050")
@@ -65,6 +72,7 @@ struct Serve: AsyncParsableCommand {
         var config = Daemon.Config(stateDir: stateDir ?? StateDirectory.defaultPath(),
                                    socketPath: socket ?? Daemon.Config.defaultSocketPath(),
                                    tor: tor, socksHost: String(parts[0]), socksPort: Int(parts[1])!)
+        config.wormhole = try wormholeConfiguration()
         if let authFailureDelay {
             // For tests: the longest delay after a failed AUTH (default 2 s).
             config.listenerLimits.maxFailureDelay = authFailureDelay

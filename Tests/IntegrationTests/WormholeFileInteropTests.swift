@@ -17,21 +17,18 @@ final class LocalTransitRelay: @unchecked Sendable {  // immutable after init
     var helper: String { "tcp:127.0.0.1:\(port)" }
     var endpoint: TransitEndpoint { TransitEndpoint(host: "127.0.0.1", port: port) }
 
-    init() throws {
+    init(namespace: String? = nil) throws {
         port = try LocalMailboxServer.freePort()
         let log = scratch.path + "/relay.log"
-        child = try ChildProcess(["sh", "-c", "exec '\(WormholeReference.twist)' transitrelay --port=tcp:\(port):interface=127.0.0.1 >'\(log)' 2>&1"],
+        let inNamespace = namespace.map { ["ip", "netns", "exec", $0] } ?? []
+        child = try ChildProcess(inNamespace + ["sh", "-c", "exec '\(WormholeReference.twist)' transitrelay --port=tcp:\(port):interface=127.0.0.1 >'\(log)' 2>&1"],
                                  cwd: scratch.path)
         child.closeStdin()
         pid = child.pid
-        let deadline = Date().addingTimeInterval(20)
-        while !LocalMailboxServer.accepts(port) {
-            if Date() > deadline {
-                kill(pid, SIGTERM)
-                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                throw LocalMailboxServer.Failure(description: "the transit relay did not listen on 127.0.0.1:\(port) within 20 s:\n\(text)")
-            }
-            usleep(50_000)
+        guard LocalMailboxServer.waitListening(port, namespace: namespace) else {
+            kill(pid, SIGTERM)
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw LocalMailboxServer.Failure(description: "the transit relay did not listen on 127.0.0.1:\(port) within 20 s:\n\(text)")
         }
     }
 
@@ -43,10 +40,16 @@ struct WormholeServers {
     let mailbox: LocalMailboxServer
     let relay: LocalTransitRelay
 
-    init() throws {
-        mailbox = try LocalMailboxServer()
-        relay = try LocalTransitRelay()
+    /// `namespace`: both run there (as root with OnionNetwork, whose namespace has only lo).
+    init(namespace: String? = nil) throws {
+        mailbox = try LocalMailboxServer(namespace: namespace)
+        relay = try LocalTransitRelay(namespace: namespace)
     }
+
+    /// annexd's flags for these servers.
+    var daemonArguments: [String] { ["--wormhole-relay-url", mailbox.url, "--wormhole-transit-helper", relay.helper] }
+    /// What the Python CLI (and git-annex, which runs it) reads.
+    var environment: [String: String] { ["WORMHOLE_RELAY_URL": mailbox.url, "WORMHOLE_TRANSIT_HELPER": relay.helper] }
 
     /// Our side: `listen: false` is magic-wormhole's `--no-listen` (relay only).
     func configuration(listen: Bool = true, appID: String = Wormhole.defaultAppID) -> Wormhole.Configuration {

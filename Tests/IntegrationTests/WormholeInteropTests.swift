@@ -27,7 +27,8 @@ final class LocalMailboxServer: @unchecked Sendable {  // immutable after init
     var url: String { "ws://127.0.0.1:\(port)/v1" }
     let logPath: String
 
-    init(extraArguments: [String] = []) throws {
+    /// `namespace`: run inside that network namespace (its 127.0.0.1 is its own).
+    init(extraArguments: [String] = [], namespace: String? = nil) throws {
         port = try Self.freePort()
         let logPath = scratch.path + "/mailbox.log"
         self.logPath = logPath
@@ -35,20 +36,40 @@ final class LocalMailboxServer: @unchecked Sendable {  // immutable after init
                     "--channel-db=\(scratch.path)/relay.sqlite"] + extraArguments
         args = args.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         // exec: the pid is twist's own; its log goes to a file so no pipe can fill up.
-        child = try ChildProcess(["sh", "-c", "exec " + args.joined(separator: " ") + " >'\(logPath)' 2>&1"],
-                                     cwd: scratch.path)
+        let inNamespace = namespace.map { ["ip", "netns", "exec", $0] } ?? []
+        child = try ChildProcess(inNamespace + ["sh", "-c", "exec " + args.joined(separator: " ") + " >'\(logPath)' 2>&1"],
+                                 cwd: scratch.path)
         child.closeStdin()
         pid = child.pid
         // Ready when it accepts TCP connections (about 0.6 s after start).
-        let deadline = Date().addingTimeInterval(20)
-        while !Self.accepts(port) {
-            if Date() > deadline {
-                kill(pid, SIGTERM)
-                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                throw Failure(description: "the mailbox server did not listen on 127.0.0.1:\(port) within 20 s:\n\(log)")
-            }
-            usleep(50_000)
+        guard Self.waitListening(port, namespace: namespace) else {
+            kill(pid, SIGTERM)
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            throw Failure(description: "the mailbox server did not listen on 127.0.0.1:\(port) within 20 s:\n\(log)")
         }
+    }
+
+    /// Polls until 127.0.0.1:`port` accepts (in `namespace`, through one small python3 there).
+    static func waitListening(_ port: Int, namespace: String?, timeout: Double = 20) -> Bool {
+        guard let namespace else {
+            let deadline = Date().addingTimeInterval(timeout)
+            while !accepts(port) {
+                if Date() > deadline { return false }
+                usleep(50_000)
+            }
+            return true
+        }
+        let probe = """
+            import socket, sys, time
+            end = time.time() + \(timeout)
+            while time.time() < end:
+                try:
+                    socket.create_connection(("127.0.0.1", \(port)), 1).close(); sys.exit(0)
+                except OSError:
+                    time.sleep(0.05)
+            sys.exit(1)
+            """
+        return (try? Command.run(["ip", "netns", "exec", namespace, "python3", "-c", probe]))?.status == 0
     }
 
     /// twist itself (sh execs it); its deinit reaps it after the SIGTERM below.

@@ -18,6 +18,8 @@ public final class Daemon: @unchecked Sendable {
         public var socksPort: Int
         /// Limits of every repository's P2P listener (AUTH delays, connection caps).
         public var listenerLimits = P2PListener.Limits()
+        /// Mailbox, transit relay and SOCKS for pairing (Pairing.swift).
+        public var wormhole = Wormhole.Configuration(appID: Wormhole.gitAnnexAppID)
         public init(stateDir: String, socketPath: String, tor: String = "none", socksHost: String = "127.0.0.1", socksPort: Int = 9050) {
             self.stateDir = stateDir
             self.socketPath = socketPath
@@ -41,6 +43,7 @@ public final class Daemon: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     private var rpc: RPCServer?
     private let listeners = Mutex<[String: P2PListener]>([:])
+    let pairings = PairingSessions()
     private let started = Date()
     /// Asks the process to shut down (set by the service runner).
     public var requestShutdown: @Sendable () -> Void = {}
@@ -174,6 +177,7 @@ public final class Daemon: @unchecked Sendable {
         d.register(PeerLink.self) { [self] params, _ in try await link(params) }
         d.register(RemoteListMethod.self) { [self] params, _ in RemoteListMethod.Result(remotes: try remotes(of: try lookup(params.repo))) }
         d.register(RemoteRemove.self) { [self] params, _ in try unlinkRemote(params) }
+        registerPairing(&d)
         return d
     }
 
@@ -243,7 +247,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Edits the repository's creds/p2pauth atomically (0600), as git-annex keeps it.
-    private func editAuthFile(_ repo: Registry.Repo, _ change: (inout P2PAuthFile) -> Void) throws {
+    func editAuthFile(_ repo: Registry.Repo, _ change: (inout P2PAuthFile) -> Void) throws {
         let annex = try AnnexRepo(path: repo.path)
         let path = RepoAuthenticator.authFilePath(annex)
         try Posix.makeDirectories(Posix.dirname(path), mode: 0o700)

@@ -222,6 +222,7 @@ public enum AnnexdAPI {
         PeerInvite.self, PeerList.self, PeerRevoke.self, PeerSetAccess.self, PeerLink.self,
         RemoteListMethod.self, RemoteRemove.self,
         EventsSubscribe.self,
+        PairStart.self, PairSubmit.self, PairCancel.self,
     ]
 
     public static var registry: MethodRegistry { MethodRegistry(version: version, methods: methods) }
