@@ -7,7 +7,7 @@ SWIFT ?= swift
 CONFIG ?= debug
 BUILD_DIR := .build/$(CONFIG)
 VENV := .venv
-APT_PACKAGES := libsodium-dev libjansson-dev git git-annex tor socat jq python3-venv pkg-config time iproute2
+APT_PACKAGES := libsodium-dev libjansson-dev git git-annex tor socat jq python3-venv pkg-config time iproute2 openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and benchmarks make commits in scratch repositories; a clean CI machine has no git identity.
 export GIT_AUTHOR_NAME ?= annexd tests
@@ -58,6 +58,7 @@ bench: test-deps
 	$(SWIFT) build -c release
 	scripts/bench
 	scripts/bench-rpc
+	$(if $(filter 0,$(shell id -u)),scripts/bench-pair,$(SUDO) env ANNEXD=$(CURDIR)/.build/release/annexd scripts/bench-pair)
 
 # contrib/openrpc.json from the RPC method registry (a test fails when they differ).
 openrpc: deps

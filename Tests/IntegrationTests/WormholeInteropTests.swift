@@ -24,15 +24,21 @@ final class LocalMailboxServer: @unchecked Sendable {  // immutable after init
     let scratch = Scratch("annexd-mailbox")
     let port: Int
     let pid: Int32
-    var url: String { "ws://127.0.0.1:\(port)/v1" }
+    /// With TLS the name is localhost (the test certificate's name).
+    let tls: Bool
+    var url: String { tls ? "wss://localhost:\(port)/v1" : "ws://127.0.0.1:\(port)/v1" }
     let logPath: String
 
     /// `namespace`: run inside that network namespace (its 127.0.0.1 is its own).
-    init(extraArguments: [String] = [], namespace: String? = nil) throws {
-        port = try Self.freePort()
+    /// `tls`: serve wss:// with this key and certificate (PEM files).
+    init(extraArguments: [String] = [], namespace: String? = nil, tls: (key: String, cert: String)? = nil) throws {
+        let port = try Self.freePort()
+        self.port = port
+        self.tls = tls != nil
         let logPath = scratch.path + "/mailbox.log"
         self.logPath = logPath
-        var args = [WormholeReference.twist, "wormhole-mailbox", "--port=tcp:\(port):interface=127.0.0.1",
+        let endpoint = tls.map { "ssl:\(port):privateKey=\($0.key):certKey=\($0.cert):interface=127.0.0.1" } ?? "tcp:\(port):interface=127.0.0.1"
+        var args = [WormholeReference.twist, "wormhole-mailbox", "--port=\(endpoint)",
                     "--channel-db=\(scratch.path)/relay.sqlite"] + extraArguments
         args = args.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         // exec: the pid is twist's own; its log goes to a file so no pipe can fill up.
@@ -220,9 +226,10 @@ struct WormholeInteropTests {
         await #expect(throws: WormholeClientError.wormhole(.unwelcome("closed for maintenance"))) {
             try await Wormhole.receiveText(code: WormholeCode(parsing: "3-a-b"), configuration: config(server))
         }
-        #expect(throws: WormholeClientError.self) { try MailboxURL("wss://relay.example:443/v1") }
-        do { _ = try MailboxURL("wss://relay.example:443/v1") } catch {
-            #expect("\(error)".contains("wss:// is not supported yet"))
+        let wss = try MailboxURL("wss://relay.example/v1")
+        #expect(wss.tls && wss.port == 443 && wss.hostHeader == "relay.example")
+        do { _ = try MailboxURL("http://relay.example/v1") } catch {
+            #expect("\(error)".contains("starts with ws:// or wss://"))
         }
         let closedPort = try LocalMailboxServer.freePort()
         await #expect(throws: WormholeClientError.self) {
@@ -230,6 +237,38 @@ struct WormholeInteropTests {
                                            configuration: .init(mailboxURL: "ws://127.0.0.1:\(closedPort)/v1", timeout: .seconds(20)))
         }
     }
+
+    @Test func textOverWSS() async throws {
+        let dir = Scratch("annexd-wss")
+        let files = try makeTestCertificate(in: dir.path)
+        let server = try LocalMailboxServer(tls: files)
+        var config = config(server)
+        config.tlsTrustRoots = files.cert
+        let codeBox = CodeBox()
+        let senderConfig = config
+        async let sent: Void = Wormhole.sendText("over TLS", configuration: senderConfig) { codeBox.set($0) }
+        let code = try await codeBox.wait()
+        #expect(try await Wormhole.receiveText(code: code, configuration: config) == "over TLS")
+        try await sent
+
+        // Not trusted (the system's roots do not know the test certificate): a clear error.
+        do {
+            _ = try await Wormhole.receiveText(code: code, configuration: self.config(server))
+            Issue.record("an untrusted certificate was accepted")
+        } catch let e as WormholeClientError {
+            guard case .tlsFailed = e else { Issue.record("not a TLS error: \(e)"); return }
+            #expect(e.description.contains("TLS connection to the mailbox server at \(server.url) failed"), "\(e)")
+        }
+    }
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1 (key.pem, cert.pem in `dir`).
+func makeTestCertificate(in dir: String) throws -> (key: String, cert: String) {
+    let key = dir + "/key.pem", cert = dir + "/cert.pem"
+    let out = try Command.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                               "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert])
+    guard out.status == 0 else { throw LocalMailboxServer.Failure(description: "openssl req failed: \(out.stderr)") }
+    return (key, cert)
 }
 
 /// Hands the allocated code from the sender's callback to the test.

@@ -340,7 +340,7 @@ extension Daemon {
         case .wormhole(.crowded):
             return RPCError(.unavailable, message: "the code's nameplate is crowded: a third client is using the same code. \(spent)",
                             reason: "crowded")
-        case .connectFailed, .upgradeRefused, .unsupportedURL:
+        case .connectFailed, .upgradeRefused, .unsupportedURL, .tlsFailed:
             return RPCError(.unavailable, message: "\(w.description) (set with --wormhole-relay-url or WORMHOLE_RELAY_URL). Nothing was stored.",
                             reason: "mailbox_unreachable")
         case .wormhole(.connectionLost):

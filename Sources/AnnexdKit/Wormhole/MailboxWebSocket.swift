@@ -2,27 +2,33 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSOCKS
+import NIOSSL
 import NIOWebSocket
 import Shared
 
-/// A mailbox server address: `ws://HOST[:PORT][/PATH]` (magic-wormhole's `--relay-url`).
+/// A mailbox server address: `ws://HOST[:PORT][/PATH]` or `wss://…` (magic-wormhole's `--relay-url`).
 public struct MailboxURL: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int
     public var path: String
+    /// wss://: TLS to the server (port 443 unless given).
+    public var tls: Bool
     public let text: String
 
     public var description: String { text }
 
     public init(_ text: String) throws(WormholeClientError) {
         self.text = text
+        let rest: Substring
         if text.hasPrefix("wss://") {
-            throw .unsupportedURL(text, reason: "wss:// is not supported yet; use a ws:// mailbox URL")
+            tls = true
+            rest = text.dropFirst("wss://".count)
+        } else if text.hasPrefix("ws://") {
+            tls = false
+            rest = text.dropFirst("ws://".count)
+        } else {
+            throw .unsupportedURL(text, reason: "a mailbox URL starts with ws:// or wss://, like ws://relay.magic-wormhole.io:4000/v1")
         }
-        guard text.hasPrefix("ws://") else {
-            throw .unsupportedURL(text, reason: "a mailbox URL starts with ws://, like ws://relay.magic-wormhole.io:4000/v1")
-        }
-        let rest = text.dropFirst("ws://".count)
         let authority = rest.prefix { $0 != "/" }
         path = rest.count > authority.count ? String(rest.dropFirst(authority.count)) : "/"
         var hostPart = Substring(authority)
@@ -46,8 +52,19 @@ public struct MailboxURL: Sendable, Equatable, CustomStringConvertible {
             }
             port = p
         } else {
-            port = 80
+            port = tls ? 443 : 80
         }
+    }
+
+    /// The Host header: the port only when it is not the scheme's default.
+    var hostHeader: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        return port == (tls ? 443 : 80) ? h : "\(h):\(port)"
+    }
+
+    /// An IP literal gets no SNI name (and is checked against the certificate's IP addresses).
+    var isIPLiteral: Bool {
+        host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
     }
 }
 
@@ -55,6 +72,7 @@ public enum WormholeClientError: Error, Equatable, Sendable, CustomStringConvert
     case unsupportedURL(String, reason: String)
     case connectFailed(String, reason: String)
     case upgradeRefused(String)
+    case tlsFailed(String, reason: String)
     case wormhole(WormholeError)
     case timedOut(String, seconds: Double)
 
@@ -65,6 +83,8 @@ public enum WormholeClientError: Error, Equatable, Sendable, CustomStringConvert
             "cannot connect to the mailbox server at \(url): \(reason). Check the URL (WORMHOLE_RELAY_URL) and the network"
         case .upgradeRefused(let url):
             "the server at \(url) did not accept a WebSocket connection: is it a magic-wormhole mailbox server (the path is usually /v1)?"
+        case .tlsFailed(let url, let reason):
+            "the TLS connection to the mailbox server at \(url) failed: \(reason). Is its certificate valid for that host name and trusted here?"
         case .wormhole(let e): e.description
         case .timedOut(let what, let s): "\(what) did not finish within \(Int(s)) seconds; try again with a new code"
         }
@@ -81,9 +101,10 @@ struct MailboxWebSocket {
 
     /// Connects and upgrades; runs `body` with a stream of text messages and a way to send.
     static func withConnection<R: Sendable>(
-        to url: MailboxURL, socks: SOCKSProxy? = nil,
+        to url: MailboxURL, socks: SOCKSProxy? = nil, trustRoots: String? = nil,
         _ body: (_ inbound: AsyncThrowingStream<[UInt8], Error>, _ send: @escaping @Sendable ([UInt8]) async throws -> Void) async throws -> R
     ) async throws -> R {
+        let tls = try url.tls ? tlsContext(url, trustRoots: trustRoots) : nil
         let upgrade: EventLoopFuture<Upgrade>
         do {
             upgrade = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -95,6 +116,10 @@ struct MailboxWebSocket {
                             try channel.pipeline.syncOperations.addHandler(
                                 SOCKSClientHandler(targetAddress: .domain(url.host, port: url.port)))
                         }
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tls, serverHostname: url.isIPLiteral ? nil : url.host))
+                        }
                         let upgrader = NIOTypedWebSocketClientUpgrader<Upgrade>(
                             maxFrameSize: 1 << 24,
                             upgradePipelineHandler: { channel, _ in
@@ -103,7 +128,7 @@ struct MailboxWebSocket {
                                 }
                             })
                         var headers = HTTPHeaders()
-                        headers.add(name: "Host", value: url.port == 80 ? url.host : "\(url.host):\(url.port)")
+                        headers.add(name: "Host", value: url.hostHeader)
                         headers.add(name: "Content-Length", value: "0")
                         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.path, headers: headers)
                         let config = NIOTypedHTTPClientUpgradeConfiguration<Upgrade>(
@@ -123,6 +148,9 @@ struct MailboxWebSocket {
         }
         let result: Upgrade
         do { result = try await upgrade.get() } catch {
+            if error is NIOSSLError || error is BoringSSLError {
+                throw WormholeClientError.tlsFailed(url.text, reason: "\(error)")
+            }
             throw WormholeClientError.upgradeRefused(url.text)
         }
         guard case .websocket(let channel) = result else { throw WormholeClientError.upgradeRefused(url.text) }
@@ -160,6 +188,15 @@ struct MailboxWebSocket {
             let r = try await body(stream, { bytes in try await writer.write(.text, bytes) })
             try? await writer.write(.connectionClose, [0x03, 0xe8])  // 1000, normal closure
             return r
+        }
+    }
+
+    /// TLS for wss://: the system's trust roots, or only those in the PEM file `trustRoots`.
+    static func tlsContext(_ url: MailboxURL, trustRoots: String?) throws(WormholeClientError) -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let trustRoots { configuration.trustRoots = .file(trustRoots) }
+        do { return try NIOSSLContext(configuration: configuration) } catch {
+            throw .tlsFailed(url.text, reason: "cannot set up TLS (\(error))" + (trustRoots.map { "; check the trust roots file \($0)" } ?? ""))
         }
     }
 

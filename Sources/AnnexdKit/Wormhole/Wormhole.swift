@@ -21,6 +21,8 @@ public enum Wormhole {
         public var transit: TransitOptions
         /// Mailbox and transit connections go through this SOCKS5 proxy (tor); nothing listens then.
         public var socks: SOCKSProxy?
+        /// wss:// trusts only the CA certificates in this PEM file (default: the system's roots).
+        public var tlsTrustRoots: String?
         /// Sees every server message (`<- {…}`) and machine action, for debugging.
         public var trace: (@Sendable (String) -> Void)?
 
@@ -169,7 +171,7 @@ public enum Wormhole {
     {
         let url = try MailboxURL(configuration.mailboxURL)
         let body: @Sendable () async throws -> Outcome = {
-            try await MailboxWebSocket.withConnection(to: url, socks: configuration.socks) { inbound, send in
+            try await MailboxWebSocket.withConnection(to: url, socks: configuration.socks, trustRoots: configuration.tlsTrustRoots) { inbound, send in
                 let (inputs, continuation) = AsyncStream<Input>.makeStream()
                 let poster = Poster(continuation: continuation)
                 let reader = Task {
