@@ -121,6 +121,26 @@ struct WormholeFileInteropTests {
         try await pythonSends(listen: false, size: 70_000, expectRoute: "relay")
     }
 
+    /// A direct hint that leads nowhere: the relay is used, 2 s later (magic-wormhole's RELAY_DELAY).
+    @Test func deadDirectHintFallsBackToTheRelayAfterTheDelay() async throws {
+        let servers = try WormholeServers()
+        var config = servers.configuration(listen: true)
+        config.transit.advertisedAddresses = ["203.0.113.1"]  // TEST-NET-3: never answers
+        let bytes = Self.payload(5000)
+        let codeBox = CodeBox()
+        let senderConfig = config
+        async let route = Wormhole.sendFile(bytes, filename: "dead-hint.bin", configuration: senderConfig) { codeBox.set($0) }
+        let code = try await codeBox.wait()
+        let out = servers.mailbox.scratch.path + "/dead-hint.bin"
+        let started = Date()
+        let result = try await cli(servers, ["receive", "--accept-file", "--hide-progress", "--no-listen", "-o", out, code.text])
+        let took = Date().timeIntervalSince(started)
+        #expect(result.status == 0, "wormhole receive failed: \(result.stderr)")
+        #expect(FileManager.default.contents(atPath: out) == Data(bytes))
+        #expect(try await route.hasPrefix("relay"))
+        #expect(took >= 2, "the relay was used after \(took) s, before RELAY_DELAY")
+    }
+
     @Test func textBothWaysWithTheRelayRunning() async throws {
         let servers = try WormholeServers()
         let codeBox = CodeBox()
