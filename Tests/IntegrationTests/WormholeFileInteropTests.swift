@@ -141,6 +141,31 @@ struct WormholeFileInteropTests {
         #expect(took >= 2, "the relay was used after \(took) s, before RELAY_DELAY")
     }
 
+    /// With a SOCKS proxy (tor's port with `--tor`), the mailbox and every transit connection
+    /// go through it, and nothing listens.
+    @Test func throughASOCKSProxy() async throws {
+        let servers = try WormholeServers()
+        let port = try LocalMailboxServer.freePort()
+        let log = servers.mailbox.scratch.path + "/socks.log"
+        let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/tcp-socks.py"
+        let proxy = try ChildProcess(["sh", "-c", "exec python3 '\(script)' \(port) >'\(log)' 2>&1"])
+        defer { kill(proxy.pid, SIGTERM); proxy.closeStdin(); proxy.wait() }
+        #expect(LocalMailboxServer.waitListening(port, namespace: nil))
+        var config = servers.configuration(listen: true)
+        config.socks = SOCKSProxy(host: "127.0.0.1", port: port)
+        let bytes = Self.payload(40_000)
+        let codeBox = CodeBox()
+        let senderConfig = config
+        async let route = Wormhole.sendFile(bytes, filename: "via-socks", configuration: senderConfig) { codeBox.set($0) }
+        let code = try await codeBox.wait()
+        let file = try await Wormhole.receiveFile(code: code, configuration: config)
+        #expect(file.bytes == bytes)
+        #expect(try await route.hasPrefix("relay") && file.route.hasPrefix("relay"))
+        let seen = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(seen.components(separatedBy: "CONNECT 127.0.0.1:\(servers.mailbox.port)").count - 1 == 2, "\(seen)")
+        #expect(seen.components(separatedBy: "CONNECT 127.0.0.1:\(servers.relay.port)").count - 1 >= 2, "\(seen)")
+    }
+
     @Test func textBothWaysWithTheRelayRunning() async throws {
         let servers = try WormholeServers()
         let codeBox = CodeBox()
