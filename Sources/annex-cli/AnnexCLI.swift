@@ -10,7 +10,7 @@ struct AnnexCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annex-cli",
         abstract: "Drive annexd: repositories, peers, events.",
-        subcommands: [Status.self, RepoCommand.self, RemoteCommand.self, Invite.self, PeerCommand.self, Events.self, TorCommand.self, DaemonCommand.self])
+        subcommands: [Status.self, RepoCommand.self, RemoteCommand.self, Invite.self, Pair.self, PeerCommand.self, Events.self, TorCommand.self, DaemonCommand.self])
 }
 
 /// Options every command takes.

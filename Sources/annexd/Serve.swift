@@ -58,6 +58,12 @@ struct Serve: AsyncParsableCommand {
     @Option(parsing: .singleValue, help: .hidden)
     var torHelperArg: [String] = []
 
+    @Option(help: "Magic Wormhole mailbox server for pairing, ws://HOST:PORT/v1 (default: $WORMHOLE_RELAY_URL, else magic-wormhole's public one).")
+    var wormholeRelayUrl: String?
+
+    @Option(help: "Magic Wormhole transit relay for pairing, tcp:HOST:PORT (default: $WORMHOLE_TRANSIT_HELPER, else magic-wormhole's public one).")
+    var wormholeTransitHelper: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -74,6 +80,7 @@ struct Serve: AsyncParsableCommand {
         if let socks, socks != "auto", Self.hostPort(socks) == nil {
             throw ValidationError("--socks must be HOST:PORT (e.g. 127.0.0.1:9050) or auto")
         }
+        _ = try wormholeConfiguration()
         if let torControl, Self.endpoint(torControl) == nil {
             throw ValidationError("--tor-control must be an absolute unix socket path, unix:PATH or HOST:PORT")
         }
@@ -136,6 +143,7 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("annexd: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        config.wormhole = try wormholeConfiguration()
         if let authFailureDelay {
             // For tests: the longest delay after a failed AUTH (default 2 s).
             config.listenerLimits.maxFailureDelay = authFailureDelay

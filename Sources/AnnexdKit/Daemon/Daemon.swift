@@ -26,6 +26,8 @@ public final class Daemon: @unchecked Sendable {
         public var systemTorrc = "/etc/tor/torrc"
         /// How annex-tor-helper is run for `tor.enableSystem`.
         public var torHelper = TorHelperRunner()
+        /// Mailbox, transit relay and SOCKS for pairing (Pairing.swift).
+        public var wormhole = Wormhole.Configuration(appID: Wormhole.gitAnnexAppID)
         public init(stateDir: String, socketPath: String, tor: String = "none", socksHost: String = "127.0.0.1", socksPort: Int = 9050) {
             self.stateDir = stateDir
             self.socketPath = socketPath
@@ -53,6 +55,7 @@ public final class Daemon: @unchecked Sendable {
     private let listeners = Mutex<[String: P2PListener]>([:])
     /// Repositories served on their `git annex enable-tor` socket and address.
     private let adopted = Mutex<[String: EnableTorService]>([:])
+    let pairings = PairingSessions()
     private let started = Date()
     /// Asks the process to shut down (set by the service runner).
     public var requestShutdown: @Sendable () -> Void = {}
@@ -265,6 +268,7 @@ public final class Daemon: @unchecked Sendable {
             await tor?.status() ?? TorStatus(mode: "none", using: "none", control: nil, socks: nil, bootstrapProgress: 0,
                                              bootstrapSummary: "annexd runs with --tor none", warning: nil, error: nil, onions: [])
         }
+        registerPairing(&d)
         return d
     }
 
@@ -335,7 +339,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Edits the repository's creds/p2pauth atomically (0600), as git-annex keeps it.
-    private func editAuthFile(_ repo: Registry.Repo, _ change: (inout P2PAuthFile) -> Void) throws {
+    func editAuthFile(_ repo: Registry.Repo, _ change: (inout P2PAuthFile) -> Void) throws {
         let annex = try AnnexRepo(path: repo.path)
         let path = RepoAuthenticator.authFilePath(annex)
         try Posix.makeDirectories(Posix.dirname(path), mode: 0o700)

@@ -223,6 +223,7 @@ public enum AnnexdAPI {
         RemoteListMethod.self, RemoteRemove.self,
         EventsSubscribe.self,
         TorStatusMethod.self, TorEnableSystem.self,
+        PairStart.self, PairSubmit.self, PairCancel.self,
     ]
 
     public static var registry: MethodRegistry { MethodRegistry(version: version, methods: methods) }

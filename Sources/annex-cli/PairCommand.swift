@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Foundation
+import Shared
+
+/// `annex-cli pair`: like `git annex p2p --pair`, it shows this repository's code, reads the
+/// other repository's code (standard input, a terminal or not; or `--code`), and waits until
+/// both sides exchanged their pairing data and linked to each other.
+struct Pair: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pair with another repository (annexd or `git annex p2p --pair`) through Magic Wormhole.",
+        discussion: "Prints this repository's pairing code, then reads the other repository's code from "
+            + "standard input (or takes it from --code). Both sides then exchange their addresses and "
+            + "half tokens, store the joined token and add a git remote for the other side, exactly as "
+            + "git-annex does, so either side can get and copy content right after.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var repo: RepoOption
+    @Option(help: "Name of the remote (and peer) for the other side (default: peerN, as git-annex).") var name: String?
+    @Option(help: "The other repository's pairing code (default: read it from standard input).") var code: String?
+    @Option(help: "Give up after this many seconds (default 600).") var timeout: Int?
+
+    func run() throws {
+        try common.run {
+            let client = try common.client()
+            let started = try client.call(PairStart.self, .init(repo: try repo.resolved(), name: name, timeout: timeout))
+            if common.json {
+                common.printJSON(started.json)
+            } else {
+                print("\nThis repository's pairing code is: \(started.code)\n")
+            }
+            fflush(nil)
+            guard let theirs = try code ?? Self.readCode(ours: started.code, prompt: !common.json) else {
+                _ = try? client.call(PairCancel.self, .init(id: started.id))
+                throw RPCClient.Failure.rpc(RPCError(.invalidState, message: "no pairing code was entered; pairing cancelled", reason: "cancelled"))
+            }
+            if !common.json { print("Exchanging pairing data...") }
+            _ = try client.call(EventsSubscribe.self, .init(types: ["pair.progress"])) { _ in }
+            let result = try client.call(PairSubmit.self, .init(id: started.id, code: theirs)) { n in
+                guard !common.json, let p = n.params, p["id"]?.stringValue == started.id,
+                      let message = p["message"]?.stringValue, p["stage"]?.stringValue != "exchanging" else { return }
+                print(message.prefix(1).uppercased() + message.dropFirst())
+                fflush(nil)
+            }
+            if common.json { return common.printJSON(result.json) }
+            print("Paired: remote \(result.remote.name) -> \(result.remote.address) (\(result.remote.uuid ?? "?"))")
+        }
+    }
+
+    /// Reads lines until one is a pairing code other than ours (as git-annex asks again);
+    /// nil at the end of input.
+    static func readCode(ours: String, prompt: Bool) throws -> String? {
+        while true {
+            if prompt {
+                print("Enter the other repository's pairing code: ", terminator: "")
+                fflush(nil)
+            }
+            guard let line = readLine(strippingNewline: true) else { return nil }
+            if line.allSatisfy(\.isWhitespace) { continue }
+            guard let code = try? WormholeCode(userInput: line) else {
+                FileHandle.standardError.write(Data("That does not look like a valid pairing code (like 7-guitarist-revenge). Try again...\n".utf8))
+                continue
+            }
+            guard code.text != ours else {
+                FileHandle.standardError.write(Data("Oops -- you entered this repository's pairing code. Enter the pairing code of the *other* repository.\n".utf8))
+                continue
+            }
+            return code.text
+        }
+    }
+}
