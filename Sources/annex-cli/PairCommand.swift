@@ -38,7 +38,7 @@ struct Pair: ParsableCommand {
             if !common.json { print("Exchanging pairing data...") }
             _ = try client.call(EventsSubscribe.self, .init(types: ["pair.progress"])) { _ in }
             let result = try client.call(PairSubmit.self, .init(id: started.id, code: theirs)) { n in
-                guard !common.json, let p = n.params, p["id"]?.stringValue == started.id,
+                guard !common.json, let p = n.params, p["pairing"]?.stringValue == started.id,
                       let message = p["message"]?.stringValue, p["stage"]?.stringValue != "exchanging" else { return }
                 print(message.prefix(1).uppercased() + message.dropFirst())
                 fflush(nil)

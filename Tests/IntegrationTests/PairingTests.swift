@@ -96,6 +96,11 @@ struct PairingTests {
         return (p, try #require(started["code"]?.stringValue, "no code in \(first)"))
     }
 
+    /// Every event the daemon kept, as JSON lines (bounded: a hang fails the test).
+    func events(_ daemon: Annexd) throws -> String {
+        try sh("timeout 10 '\(Self.annexCLI)' events --since 0 --json", in: "/", env: ["ANNEXD_SOCKET": daemon.socket])
+    }
+
     /// creds/p2pauth has no token line, and there is no remote.
     func expectNothingStored(_ repo: String, daemon: Annexd, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let auth = (try? String(contentsOfFile: repo + "/.git/annex/creds/p2pauth", encoding: .utf8)) ?? ""
@@ -133,6 +138,11 @@ struct PairingTests {
         let uuidB = try sh("git config annex.uuid", in: root + "/repoB").trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(pa.output.contains("\"uuid\":\"\(uuidB)\""), "\(pa.output)")
         #expect(try sh("git config remote.b.annex-uuid", in: root + "/repoA").trimmingCharacters(in: .whitespacesAndNewlines) == uuidB)
+        let events = try events(a)
+        #expect(events.contains("\"pairing\":\""), "\(events)")
+        for type in ["pair.code", "pair.progress", "pair.succeeded", "peer.linked"] {
+            #expect(events.contains("\"type\":\"\(type)\""), "no \(type) event in \(events)")
+        }
 
         try net.run("git fetch -q b && git merge -q --allow-unrelated-histories -m m b/$(git -C ../repoB symbolic-ref --short HEAD) && git annex get -q fb",
                     in: root + "/repoA", annex: annex)
@@ -251,6 +261,8 @@ struct PairingTests {
         }
         try expectNothingStored(p.repoA, daemon: p.a)
         try expectNothingStored(p.repoB, daemon: p.b)
+        let events = try events(p.a)
+        #expect(events.contains("\"type\":\"pair.failed\"") && events.contains("\"reason\":\"wrong_code\""), "\(events)")
     }
 
     @Test func thirdClientOnTheNameplateIsCrowded() async throws {

@@ -198,7 +198,7 @@ extension Daemon {
     }
 
     private func progress(_ session: PairingSession, _ stage: String, _ message: String) {
-        publish("pair.progress", ["id": .string(session.id), "repo": .string(session.repo.path), "stage": .string(stage),
+        publish("pair.progress", ["pairing": .string(session.id), "repo": .string(session.repo.path), "stage": .string(stage),
                                   "message": .string(message)])
     }
 
@@ -217,7 +217,7 @@ extension Daemon {
                 group.addTask { [self] in
                     try await Wormhole.sendFile(ours.serialized, filename: "send", configuration: wormhole) { [self] code in
                         session.ourCode.fulfill(.success(code))
-                        publish("pair.code", ["id": .string(session.id), "repo": .string(session.repo.path), "name": .string(session.name),
+                        publish("pair.code", ["pairing": .string(session.id), "repo": .string(session.repo.path), "name": .string(session.name),
                                               "code": .string(code.text)])
                     }
                     session.update { $0.sent = true }
@@ -253,13 +253,13 @@ extension Daemon {
             progress(session, "exchanged", "successfully exchanged pairing data; connecting to \(session.name)")
             let remote = try await finishPairing(session, theirs)
             session.outcome.fulfill(.success(remote))
-            publish("pair.succeeded", ["id": .string(session.id), "repo": .string(session.repo.path), "remote": .string(remote.name),
+            publish("pair.succeeded", ["pairing": .string(session.id), "repo": .string(session.repo.path), "remote": .string(remote.name),
                                        "uuid": remote.uuid.map { .string($0) } ?? .null, "address": .string(remote.address)])
         } catch {
             let rpc = pairingError(error, session)
             session.ourCode.fulfill(.failure(rpc))
             session.outcome.fulfill(.failure(rpc))
-            publish("pair.failed", ["id": .string(session.id), "repo": .string(session.repo.path), "reason": .string(rpc.reason ?? "error"),
+            publish("pair.failed", ["pairing": .string(session.id), "repo": .string(session.repo.path), "reason": .string(rpc.reason ?? "error"),
                                     "error": .string(rpc.message)])
         }
         // Kept a while so a late pair.submit or pair.cancel hears how it ended.
