@@ -61,6 +61,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AnnexdKitTests", dependencies: ["AnnexdKit", "Shared"]),
         .testTarget(name: "TorrcKitTests", dependencies: ["TorrcKit"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["AnnexdKit", "Shared", "TorrcKit"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AnnexdKit", "Shared", "TorrcKit"],
+                    exclude: ["Support/onion-socks.py", "Support/tcp-socks.py"]),
     ]
 )

@@ -46,7 +46,7 @@ struct P2PStdio: ParsableCommand {
         let conn = FDConnection(readFD: 0, writeFD: 1)
         if let tracePath = ProcessInfo.processInfo.environment["ANNEXD_TRACE"] {
             let trace = FileHandle(forWritingAtPath: tracePath) ?? {
-                FileManager.default.createFile(atPath: tracePath, contents: nil)
+                _ = FileManager.default.createFile(atPath: tracePath, contents: nil)
                 return FileHandle(forWritingAtPath: tracePath)!
             }()
             trace.seekToEndOfFile()

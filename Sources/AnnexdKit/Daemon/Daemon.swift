@@ -140,7 +140,9 @@ public final class Daemon: @unchecked Sendable {
     static func notification(_ e: EventLog.Event) -> [UInt8] {
         var params: JSONObject = ["id": .int(Int64(e.id)), "boot": .string(e.boot), "type": .string(e.type), "time": .double(e.time)]
         if let fields = try? JSONValue(parsing: e.fieldsJSON), case .object(let o) = fields {
-            for (k, v) in o { params[k] = v }
+            // The envelope (id, boot, type, time) wins: an event field of the same name must not
+            // replace the id a client resumes from.
+            for (k, v) in o where params[k] == nil { params[k] = v }
         }
         return RPCNotification.event(params).json.serializedBytes()
     }

@@ -112,8 +112,11 @@ final class GlueHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func partnerWrite(_ data: NIOAny) {
         guard let context else { return }
+        // NIOAny is not Sendable; the hop to this handler's own event loop is safe, and
+        // NIOLoopBound says so.
+        let bound = NIOLoopBound(data, eventLoop: context.eventLoop)
         context.eventLoop.execute { [self] in
-            self.context?.write(data, promise: nil)
+            self.context?.write(bound.value, promise: nil)
         }
     }
 

@@ -19,7 +19,7 @@ final class OnionNetwork {
     var mapFile: String { scratch.path + "/map" }
 
     init() throws {
-        FileManager.default.createFile(atPath: scratch.path + "/map", contents: Data())
+        _ = FileManager.default.createFile(atPath: scratch.path + "/map", contents: Data())
         let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/onion-socks.py"
         if getuid() == 0 {
             let ns = try NetNamespace()
