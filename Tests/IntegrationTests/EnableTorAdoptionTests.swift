@@ -10,7 +10,8 @@ import Testing
 /// adds git annex enable-tor's hidden service to a (test-started, joined to the
 /// private network) "system" tor's torrc; annexd then serves that socket and
 /// reports that address, and a stock git-annex reaches the repository at it.
-/// A restarted annexd finds the enable-tor setup again by itself.
+/// A restarted annexd finds the enable-tor setup again by itself; once the helper
+/// removes the hidden service, the onion is gone.
 @Suite(.serialized) struct EnableTorAdoptionTests {
     @Test func torEnableSystemAddsAndAdoptsAnEnableTorService() throws {
         guard geteuid() == 0 else {
@@ -83,5 +84,20 @@ import Testing
         #expect(try a!.call("repo.info", .object(["repo": .string(uuidA)]))["onion"]?.stringValue == onion)
         try viaNet.run("git annex drop --force f && git annex get --from a f", in: root + "/repoC", annex: annex)
         #expect(try String(contentsOfFile: root + "/repoC/f", encoding: .utf8) == "enable-tor layout\n")
+
+        // annex-tor-helper remove-hidden-service: the block leaves the torrc, tor reloads,
+        // and the onion is no longer reachable.
+        let removed = try Command.run([TestEnvironment.torHelper, "remove-hidden-service", "--uid", "\(getuid())", "--repo-uuid", uuidA] + helperArgs)
+        #expect(removed.status == 0, "\(removed.stdout)\(removed.stderr)")
+        #expect(try !String(contentsOfFile: torrc, encoding: .utf8).contains("tor-annex_\(getuid())_\(uuidA)"))
+        let goneBy = Date().addingTimeInterval(90)
+        var unreachable = false
+        repeat {
+            let r = try viaNet.run("git annex drop --force f >/dev/null 2>&1; timeout 30 git annex get --from a f 2>&1 && echo GOT", in: root + "/repoC",
+                                   annex: annex, allowFailure: true)
+            unreachable = !r.contains("GOT")
+            if !unreachable { sleep(2) }
+        } while !unreachable && Date() < goneBy
+        #expect(unreachable, "the onion was still served after remove-hidden-service")
     }
 }
