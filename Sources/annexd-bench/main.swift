@@ -58,9 +58,14 @@ case "get":
         fail("\(error)")
     }
 case "rpc-latency":
-    guard args.count >= 2 else { fail("usage: annexd-bench rpc-latency SOCKET [N]") }
-    let n = args.count > 2 ? Int(args[2]) ?? 20000 : 20000
-    guard let fd = try? UnixSocket.connect(args[1]) else { fail("cannot connect to \(args[1])") }
+    // --spin: the client polls its socket instead of sleeping in read(), so the numbers
+    // hold the server's latency (and its wake-up) but not the client's own wake-up.
+    let spin = args.contains("--spin")
+    let positional = args.filter { $0 != "--spin" }
+    guard positional.count >= 2 else { fail("usage: annexd-bench rpc-latency SOCKET [N] [--spin]") }
+    let n = positional.count > 2 ? Int(positional[2]) ?? 20000 : 20000
+    guard let fd = try? UnixSocket.connect(positional[1]) else { fail("cannot connect to \(positional[1])") }
+    if spin { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
     let request = Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.status\"}\n".utf8)
     var buf = [UInt8](repeating: 0, count: 65536)
     var samples = [Double]()
@@ -73,6 +78,7 @@ case "rpc-latency":
         var gotLine = false
         while !gotLine {
             let r = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if r < 0 && spin && errno == EAGAIN { continue }
             if r <= 0 { fail("connection closed") }
             gotLine = buf[r - 1] == 10
         }
