@@ -17,6 +17,9 @@ struct PairDataTests {
         let d = try PairData(parsing: Array(newer.utf8))
         #expect(d.addresses.count == 1 && d.otherAddresses == ["p2p-annex::yggdrasil:200:abcd"])
         #expect(throws: PairData.ParseError.badHalfToken) { try PairData(parsing: Array("short\ntor-annex::\(Self.onion):1\n".utf8)) }
+        // 64 characters, but not hex: refused before it can become part of a token.
+        let notHex = String(repeating: "g", count: 64)
+        #expect(throws: PairData.ParseError.badHalfToken) { try PairData(parsing: Array("\(notHex)\ntor-annex::\(Self.onion):1\n".utf8)) }
         #expect(throws: PairData.ParseError.self) { try PairData(parsing: Array("\(Self.half)\nhello\n".utf8)) }
         // CR is not stripped (git-annex on POSIX): such a line is not an address.
         #expect(throws: PairData.ParseError.self) { try PairData(parsing: Array("\(Self.half)\ntor-annex::\(Self.onion):1\r\n".utf8)) }

@@ -148,7 +148,7 @@ public struct PairData: Sendable, Equatable {
         let text = String(decoding: bytes, as: UTF8.self)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if lines.last == "" { lines.removeLast() }
-        guard let first = lines.first, first.utf8.count == 64, first.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7a) }) else {
+        guard let first = lines.first, first.utf8.count == 64, first.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
             throw .badHalfToken
         }
         var tor: [String] = [], other: [String] = []
