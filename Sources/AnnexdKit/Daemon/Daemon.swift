@@ -163,6 +163,12 @@ public final class Daemon: @unchecked Sendable {
                         socket: socketPath(for: repo.uuid), peers: repo.peers.count)
     }
 
+    /// The repository as its listener opened it (no git run), or opened now.
+    func openRepo(_ repo: Registry.Repo) throws -> AnnexRepo {
+        if let served = listeners.withLock({ $0[repo.uuid]?.store.repo }) { return served }
+        return try AnnexRepo(path: repo.path)
+    }
+
     private func startListener(_ repo: Registry.Repo) throws {
         let annex = try AnnexRepo(path: repo.path)
         guard annex.uuid == repo.uuid else {
@@ -342,7 +348,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Edits the repository's creds/p2pauth atomically (0600), as git-annex keeps it.
     func editAuthFile(_ repo: Registry.Repo, _ change: (inout P2PAuthFile) -> Void) throws {
-        let annex = try AnnexRepo(path: repo.path)
+        let annex = try openRepo(repo)
         let path = RepoAuthenticator.authFilePath(annex)
         try Posix.makeDirectories(Posix.dirname(path), mode: 0o700)
         var file = P2PAuthFile(text: (try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
@@ -352,7 +358,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// git-annex lists a repository's own addresses in creds/p2paddrs (`git annex p2p --gen-addresses` reads it).
     func recordOwnAddress(_ repo: Registry.Repo, address: String) throws {
-        let annex = try AnnexRepo(path: repo.path)
+        let annex = try openRepo(repo)
         let path = annex.gitDir + "/annex/creds/p2paddrs"
         try Posix.makeDirectories(Posix.dirname(path), mode: 0o700)
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""

@@ -43,7 +43,7 @@ extension Daemon {
                            reason: "remote_exists")
         }
         let theirUUID = try await authenticate(peer, as: repo.uuid)
-        let annex = try AnnexRepo(path: repo.path)
+        let annex = try openRepo(repo)
         do {
             try Command.output(["git", "remote", "add", params.name, peer.address], cwd: repo.path)
             try Command.output(["git", "config", "remote.\(params.name).annex-uuid", theirUUID], cwd: repo.path)
@@ -126,7 +126,7 @@ extension Daemon {
         let onion = remote.address.dropFirst("tor-annex::".count).split(separator: ":").first.map(String.init) ?? ""
         let stillUsed = try remotes(of: repo).contains { $0.address.contains(onion) }
         if !stillUsed, !onion.isEmpty {
-            let creds = try AnnexRepo(path: repo.path).gitDir + "/annex/creds/"
+            let creds = try openRepo(repo).gitDir + "/annex/creds/"
             for name in Self.credsFileNames(onion: onion) { Glibc.unlink(creds + name) }
         }
         publish("peer.unlinked", ["repo": .string(repo.path), "remote": .string(params.name)])
