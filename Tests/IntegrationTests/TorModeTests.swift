@@ -115,6 +115,26 @@ import Testing
         #expect(chosen.using == "own", "\(chosen.json)")
     }
 
+    @Test func onionsAddedOnceWhileTorStartsAndAgainAfterItDies() throws {
+        let scratch = Scratch("annexd-tmode")
+        for i in 0..<6 {
+            try sh("git init -q r\(i) && cd r\(i) && git annex init -q r\(i)", in: scratch.path)
+        }
+        let d = try DaemonProcess(tor: ["--tor", "own", "--socks", "auto", "--tor-extra-config", try Self.offlineConfig(scratch.path)])
+        // Repositories arrive while annexd's tor is still starting.
+        for i in 0..<6 { _ = try d.call("repo.add", .object(["path": .string("\(scratch.path)/r\(i)")])) }
+        let s = try Self.status(d) { $0.onions.count == 6 && $0.onions.allSatisfy { $0.state == "added" } }
+        #expect(s.onions.count == 6 && s.onions.allSatisfy { $0.state == "added" }, "\(s.json)")
+        let pid = try #require(s.pid)
+        // tor dies: annexd starts another and adds every onion again, once each.
+        kill(Int32(pid), SIGKILL)
+        let again = try Self.status(d, until: { $0.pid != nil && $0.pid != pid && $0.onions.allSatisfy { $0.state == "added" } }, timeout: 30)
+        #expect(again.pid != pid && again.onions.allSatisfy { $0.state == "added" }, "\(again.json)")
+        let events = try d.annexCLI("events", "--since", "0", "--json").stdout
+        #expect(!events.contains("onion.failed"), "\(events)")
+        #expect(events.contains("tor.disconnected"), "\(events)")
+    }
+
     @Test func badTorFlagsAreRefusedClearly() throws {
         for (args, needle) in [(["--tor", "sometimes"], "--tor must be auto, system, own or none"),
                                (["--tor-control", "relative/path"], "--tor-control must be"),

@@ -93,6 +93,8 @@ public actor TorManager {
     let publish: @Sendable (String, JSONObject) -> Void
 
     private var entries: [String: Entry] = [:]
+    /// Repositories whose ADD_ONION is in flight.
+    private var adding: Set<String> = []
     private var client: TorControlClient?
     private var ownProcess: BackgroundProcess?
     private var using: Using = .none
@@ -132,6 +134,10 @@ public actor TorManager {
 
     /// Serves `service` on its onion now (or as soon as tor is there).
     public func add(_ service: Service) async {
+        if let e = entries[service.uuid], e.service.key == service.key, e.service.socketPath == service.socketPath,
+           e.service.virtualPort == service.virtualPort, e.state != .failed {
+            return  // already there (or on its way)
+        }
         entries[service.uuid] = Entry(service: service)
         if let client { await addOnion(service.uuid, via: client) }
     }
@@ -265,10 +271,21 @@ public actor TorManager {
     }
 
     private func addOnion(_ uuid: String, via c: TorControlClient) async {
-        guard let service = entries[uuid]?.service else { return }
+        // Once per connection: add() and the add-everything pass after a (re)connection
+        // interleave at every await, and a second ADD_ONION of a key is refused (550).
+        guard let entry = entries[uuid], entry.state == .waiting || entry.state == .failed,
+              !adding.contains(uuid) else { return }
+        let service = entry.service
+        adding.insert(uuid)
+        defer { adding.remove(uuid) }
         do {
             _ = try await c.addOnion(key: service.key,
                                      ports: [try TorOnionPort(virtualPort: service.virtualPort, target: .unix(service.socketPath))])
+            guard entries[uuid] != nil else {
+                // Removed while tor was adding it: take it down again.
+                try? await c.delOnion(service.serviceID)
+                return
+            }
             entries[uuid]?.state = .added
             entries[uuid]?.error = nil
             entries[uuid]?.since = Date()
