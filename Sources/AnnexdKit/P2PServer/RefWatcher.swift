@@ -1,16 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// Answers NOTIFYCHANGE: the first request at once with the current refs, then
 /// by waiting until a ref changes and naming the changed refs.
+///
+/// Waiting is event-driven: inotify on the git directory (HEAD, packed-refs) and on
+/// every directory under refs/, with a re-check every few seconds in case an event
+/// is missed (another ref backend, a network filesystem). While it waits it also
+/// watches the client's connection, so a client that goes away frees its session
+/// at once instead of when some ref next changes.
 final class RefWatcher {
+    struct ClientGone: Error, CustomStringConvertible {
+        var description: String { "the client closed the connection while waiting for a ref change" }
+    }
+
     let repo: AnnexRepo
     private var last: [String: String]?
-    let pollInterval: useconds_t = 500_000
+    /// Milliseconds between re-checks when no event comes.
+    let fallbackInterval: Int32 = 5_000
+    private var inotifyFD: Int32 = -1
+    private var watched: Set<String> = []
+    private static let pollRDHUP: Int16 = 0x2000
 
     init(repo: AnnexRepo) { self.repo = repo }
 
-    func waitForChange() throws -> [String] {
+    deinit { if inotifyFD >= 0 { close(inotifyFD) } }
+
+    /// The changed refs; `hangup`: the client's connection, watched for its close.
+    func waitForChange(hangup: Int32? = nil) throws -> [String] {
         guard let previous = last else {
+            startWatching()
             let now = try refs()
             last = now
             return now.keys.sorted()
@@ -22,7 +43,48 @@ final class RefWatcher {
                 last = now
                 return changed.sorted()
             }
-            usleep(pollInterval)
+            try waitForEvent(hangup: hangup)
+        }
+    }
+
+    private func startWatching() {
+        inotifyFD = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        guard inotifyFD >= 0 else { return }  // then the fallback interval is all there is
+        addWatch(repo.gitDir)
+        addTree(repo.gitDir + "/refs")
+    }
+
+    private func addTree(_ dir: String) {
+        addWatch(dir)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+            let path = dir + "/" + name
+            if Posix.isDirectory(path) { addTree(path) }
+        }
+    }
+
+    private func addWatch(_ dir: String) {
+        guard inotifyFD >= 0, !watched.contains(dir) else { return }
+        let mask = UInt32(IN_CREATE | IN_DELETE | IN_MODIFY | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE)
+        if inotify_add_watch(inotifyFD, dir, mask) >= 0 { watched.insert(dir) }
+    }
+
+    /// Until something under refs/ (or HEAD, packed-refs) changes, the fallback interval
+    /// passes, or the client hangs up (thrown).
+    private func waitForEvent(hangup: Int32?) throws {
+        var fds: [pollfd] = []
+        if inotifyFD >= 0 { fds.append(pollfd(fd: inotifyFD, events: Int16(POLLIN), revents: 0)) }
+        if let hangup { fds.append(pollfd(fd: hangup, events: Self.pollRDHUP, revents: 0)) }
+        let r = poll(&fds, nfds_t(fds.count), fallbackInterval)
+        guard r > 0 else { return }
+        if let hangup, let h = fds.first(where: { $0.fd == hangup }),
+           h.revents & (Self.pollRDHUP | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+            throw ClientGone()
+        }
+        if inotifyFD >= 0, let i = fds.first(where: { $0.fd == inotifyFD }), i.revents & Int16(POLLIN) != 0 {
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while read(inotifyFD, &buf, buf.count) > 0 {}
+            addTree(repo.gitDir + "/refs")  // new ref directories
+            usleep(100_000)  // git writes a lock file, then renames it, often several refs in a row
         }
     }
 

@@ -175,7 +175,7 @@ public final class P2PServerSession {
 
         case .waitForChange:
             if refWatcher == nil { refWatcher = RefWatcher(repo: store.repo) }
-            return .changed(try refWatcher!.waitForChange())
+            return .changed(try refWatcher!.waitForChange(hangup: conn.readFD))
 
         case .connect(let service):
             let code = try GitService.relay(service: service, repo: store.repo, connection: conn, report: report)
