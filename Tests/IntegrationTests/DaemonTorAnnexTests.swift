@@ -11,35 +11,16 @@ import Testing
 /// `annex-cli invite`, linked by `git annex p2p --link`, reached through a
 /// SOCKS5 stand-in for tor on 127.0.0.1:9050.
 @Suite(.serialized) struct DaemonTorAnnexTests {
-    /// A real annexd child with its own state dir and RPC socket.
+    /// A real annexd child (`DaemonProcess`) and a scratch directory for the test's repositories.
     final class Annexd {
         let scratch = Scratch("annexd-d")
-        let process = Process()
-        var socket: String { scratch.path + "/rpc.sock" }
-        var stateDir: String { scratch.path + "/state" }
+        let process: DaemonProcess
+        var socket: String { process.socketPath }
+        var stateDir: String { process.stateDir }
 
         /// `net`: run inside the onion network's namespace, so its SOCKS stand-in is annexd's tor.
         init(extra: [String] = [], net: OnionNetwork? = nil) throws {
-            let args = [TestEnvironment.annexd, "--state-dir", stateDir, "--socket", socket, "--tor", "none", "--log-level", "warning"] + extra
-            if let ns = net?.namespace {
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = ns.argv(args)
-            } else {
-                process.executableURL = URL(fileURLWithPath: TestEnvironment.annexd)
-                process.arguments = Array(args.dropFirst())
-            }
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let deadline = Date().addingTimeInterval(15)
-            while !RPCServer.answers(socket) {
-                guard Date() < deadline, process.isRunning else { throw ShellError(description: "annexd did not start") }
-                usleep(20_000)
-            }
-        }
-
-        deinit {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process = try DaemonProcess(wrapper: net?.namespace?.argv([]) ?? [], extraArguments: extra, timeout: 15)
         }
 
         /// annex-cli with this daemon's socket; returns stdout.

@@ -38,7 +38,9 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Starts `annexd daemon --state-dir DIR/state --socket DIR/rpc.sock` and waits until the
     /// socket answers `daemon.status`. `stateDir`/`socketPath` override the defaults.
-    init(stateDir: String? = nil, socketPath: String? = nil, tor: [String] = ["--tor", "none"], extraArguments: [String] = [],
+    /// `wrapper`: argv the daemon runs under (e.g. `ip netns exec NS`).
+    init(stateDir: String? = nil, socketPath: String? = nil, wrapper: [String] = [], tor: [String] = ["--tor", "none"],
+         extraArguments: [String] = [],
          env: [String: String] = [:], waitReady: Bool = true, timeout: TimeInterval = DaemonProcess.defaultTimeout) throws {
         dir = Self.makeScratchDirectory()
         self.stateDir = stateDir ?? dir + "/state"
@@ -46,7 +48,7 @@ final class DaemonProcess: @unchecked Sendable {
         logPath = dir + "/annexd.log"
         precondition(self.socketPath.utf8.count < 108, "socket path too long for sockaddr_un: \(self.socketPath)")
         Posix.ignoreSIGPIPE()
-        pid = try Self.spawn([TestEnvironment.annexd, "daemon", "--state-dir", self.stateDir, "--socket", self.socketPath,
+        pid = try Self.spawn(wrapper + [TestEnvironment.annexd, "daemon", "--state-dir", self.stateDir, "--socket", self.socketPath,
                               "--log-level", "notice"] + tor + extraArguments,
                              env: env, stdinPath: nil, outputPath: logPath)
         if waitReady {
