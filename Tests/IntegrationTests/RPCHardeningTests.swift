@@ -195,8 +195,7 @@ import Shared
     func clientOfAnotherUIDIsRefused() throws {
         let d = try DaemonProcess()
         let before = try d.residentBytes()
-        // socat only reads (-u): annexd refuses on connection, before any request, and a client
-        // that writes after that refusal would get EPIPE before it could read the reply.
+        // socat only reads (-u): annexd refuses on connection, before any request.
         func asNobody() throws -> (status: Int32, stdout: String, stderr: String) {
             try DaemonProcess.run(["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
                                    "/usr/bin/socat", "-u", "-t", "5", "UNIX-CONNECT:" + d.socketPath, "STDOUT"])
@@ -225,6 +224,12 @@ import Shared
         #expect(e["code"] == -32004, "\(e)")
         #expect(e["data"]?["reason"] == "wrong_uid", "\(e)")
         #expect(e["message"]?.stringValue?.contains("uid 65534") == true, "\(e)")
+        // A client that writes its request at once still reads the refusal (no reset).
+        let writing = try DaemonProcess.run(["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                                             "/usr/bin/socat", "-t", "5", "STDIO", "UNIX-CONNECT:" + d.socketPath],
+                                            stdin: String(repeating: "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.status\"}\n", count: 2000))
+        #expect(writing.stdout.contains("wrong_uid") && !writing.stdout.contains("\"result\""),
+                "status \(writing.status), stdout \(writing.stdout.prefix(300)), stderr \(writing.stderr)")
         try expectServing(d)
         try expectBoundedMemory(d, before: before)
     }
