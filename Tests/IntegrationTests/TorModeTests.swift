@@ -94,7 +94,7 @@ import Testing
             DisableNetwork 1
 
             """.write(toFile: scratch.path + "/torrc", atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: scratch.path + "/empty", contents: Data())
+        _ = FileManager.default.createFile(atPath: scratch.path + "/empty", contents: Data())
         chmod(scratch.path + "/torrc", 0o644)
         chmod(scratch.path + "/empty", 0o644)
         let tor = try BackgroundProcess(["setpriv", "--reuid=\(nobody.pointee.pw_uid)", "--regid=\(nobody.pointee.pw_gid)", "--clear-groups",

@@ -26,17 +26,10 @@ extension Wormhole {
                                 configuration: Configuration = .init(),
                                 onCode: @escaping @Sendable (WormholeCode) -> Void = { _ in }) async throws -> String {
         let options = configuration.effectiveTransit
-        let race = TransitRace(role: .sender)
+        let side = try await TransitSide.open(.sender, options)
+        defer { side.close() }
+        let race = side.race, worker = side.worker, hints = side.hints
         let group = MultiThreadedEventLoopGroup.singleton
-        let listener = options.listen ? try await TransitListener.bind(race: race, group: group) : nil
-        let worker = Worker()
-        defer {
-            worker.cancel()
-            race.finish()
-            listener?.close()
-        }
-        let hints = TransitHints(direct: listener?.hints(addresses: options.advertisedAddresses) ?? [],
-                                 relays: options.relay.map { [$0] } ?? [])
         if let code { onCode(code) }
         let outcome = try await run(configuration, start: { m in
             var out = code.map { m.setCode($0) } ?? m.allocateCode(wordCount: wordCount)
@@ -92,17 +85,10 @@ extension Wormhole {
     public static func receiveFile(code: WormholeCode, configuration: Configuration = .init(),
                                    maxSize: Int = 64 << 20) async throws -> ReceivedFile {
         let options = configuration.effectiveTransit
-        let race = TransitRace(role: .receiver)
+        let side = try await TransitSide.open(.receiver, options)
+        defer { side.close() }
+        let race = side.race, worker = side.worker, hints = side.hints
         let group = MultiThreadedEventLoopGroup.singleton
-        let listener = options.listen ? try await TransitListener.bind(race: race, group: group) : nil
-        let worker = Worker()
-        defer {
-            worker.cancel()
-            race.finish()
-            listener?.close()
-        }
-        let hints = TransitHints(direct: listener?.hints(addresses: options.advertisedAddresses) ?? [],
-                                 relays: options.relay.map { [$0] } ?? [])
         let outcome = try await run(configuration, start: { m in m.setCode(code) }, onEvent: { event, m, o, poster in
             guard case .message(_, let body) = event else { return [] }
             func refuse(_ why: String) -> [MailboxMachine.Action] {
@@ -238,5 +224,28 @@ extension Wormhole {
         }
 
         func cancel() { task.withLock { $0?.cancel() } }
+    }
+}
+
+/// One side's Transit for a file: the race of its connections, its listener (unless
+/// relay-only) and the hints that advertise them, closed together.
+private struct TransitSide {
+    let race: TransitRace
+    let listener: TransitListener?
+    let worker = Wormhole.Worker()
+    let hints: TransitHints
+
+    static func open(_ role: TransitRole, _ options: TransitOptions) async throws -> TransitSide {
+        let race = TransitRace(role: role)
+        let listener = options.listen ? try await TransitListener.bind(race: race, group: MultiThreadedEventLoopGroup.singleton) : nil
+        let hints = TransitHints(direct: listener?.hints(addresses: options.advertisedAddresses) ?? [],
+                                 relays: options.relay.map { [$0] } ?? [])
+        return TransitSide(race: race, listener: listener, hints: hints)
+    }
+
+    func close() {
+        worker.cancel()
+        race.finish()
+        listener?.close()
     }
 }
