@@ -212,6 +212,8 @@ final class RPCChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     private var queued: [ByteBuffer] = []
     private var inputEndedEarly = false
     private var admitted = false
+    /// Refused (wrong uid, too many connections): input is discarded until the close.
+    private var rejected = false
     private var connection: RPCConnection?
 
     init(server: RPCServer) { self.server = server }
@@ -245,9 +247,18 @@ final class RPCChannelHandler: ChannelInboundHandler, @unchecked Sendable {
             }
     }
 
-    private func reject(_ conn: RPCConnection, _ error: RPCError) {
+    /// Answers `error` and ends the connection without reading anything more. Output is
+    /// half-closed first and whatever the client still sends is discarded until it closes
+    /// (or 2 s pass): closing a unix socket with unread input makes the client's next read
+    /// fail with ECONNRESET, which could lose the refusal before the client reads it.
+    private func reject(_ conn: RPCConnection, _ error: RPCError, drain: Bool = true) {
+        rejected = true
+        queued = []
         conn.write(RPCResponse(id: .null, error: error).json.serializedBytes())
-        conn.close()
+        guard drain else { conn.close(); return }
+        let channel = conn.channel
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -256,6 +267,7 @@ final class RPCChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !rejected else { return }
         let line = unwrapInboundIn(data)
         guard let caller else {
             if queued.count < 64 { queued.append(line) } else { context.close(promise: nil) }
@@ -285,6 +297,7 @@ final class RPCChannelHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let e = event as? ChannelEvent, e == .inputClosed {
+            if rejected { context.close(promise: nil); return }
             if caller == nil { inputEndedEarly = true } else { connection?.inputClosed() }
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -293,8 +306,9 @@ final class RPCChannelHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if error is BoundedLineDecoder.LineTooLong, let connection {
+            // The stream cannot be resynchronised, and its bytes are not worth draining.
             reject(connection, RPCError(.parseError, message: "request line longer than \(server.limits.maxLineBytes) bytes",
-                                        reason: "too_large"))
+                                        reason: "too_large"), drain: false)
         } else {
             context.close(promise: nil)
         }
