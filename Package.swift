@@ -62,6 +62,6 @@ let package = Package(
         .testTarget(name: "AnnexdKitTests", dependencies: ["AnnexdKit", "Shared"]),
         .testTarget(name: "TorrcKitTests", dependencies: ["TorrcKit"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AnnexdKit", "Shared", "TorrcKit"],
-                    exclude: ["Support/onion-socks.py", "Support/tcp-socks.py"]),
+                    exclude: ["Support/socks-standin.py"]),
     ]
 )

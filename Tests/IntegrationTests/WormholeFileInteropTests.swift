@@ -147,8 +147,8 @@ struct WormholeFileInteropTests {
         let servers = try WormholeServers()
         let port = try LocalMailboxServer.freePort()
         let log = servers.mailbox.scratch.path + "/socks.log"
-        let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/tcp-socks.py"
-        let proxy = try ChildProcess(["sh", "-c", "exec python3 '\(script)' \(port) >'\(log)' 2>&1"])
+        let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/socks-standin.py"
+        let proxy = try ChildProcess(["sh", "-c", "exec python3 '\(script)' 127.0.0.1 \(port) --tcp >'\(log)' 2>&1"])
         defer { kill(proxy.pid, SIGTERM); proxy.closeStdin(); proxy.wait() }
         #expect(LocalMailboxServer.waitListening(port, namespace: nil))
         var config = servers.configuration(listen: true)

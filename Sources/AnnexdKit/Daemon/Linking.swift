@@ -76,28 +76,27 @@ extension Daemon {
     private func authenticate(_ peer: P2PAddressWithToken, as uuid: String) async throws -> String {
         let socks = await socksAddress()
         let group = self.group
-        return try await withCheckedThrowingContinuation { cont in
-            // Blocking network work on its own thread, not on the concurrency pool.
-            Thread {
-                do {
-                    let fd = try SOCKSConnector.connect(proxyHost: socks.host, proxyPort: socks.port,
-                                                        host: peer.onion, port: peer.port, group: group)
-                    defer { close(fd) }
-                    let client = P2PClient(connection: FDConnection(readFD: fd, writeFD: fd), store: nil)
-                    do {
-                        cont.resume(returning: try client.connect(clientUUID: uuid, token: peer.token.value))
-                    } catch P2PClient.ClientError.authFailed {
-                        cont.resume(throwing: RPCError(.permissionDenied, message: "the peer at \(peer.address) refused the token: ask for a fresh invitation",
-                                                       reason: "auth_failed"))
-                    } catch {
-                        cont.resume(throwing: RPCError(.unavailable, message: "talking to \(peer.address) failed: \(error)", reason: "protocol_error"))
-                    }
-                } catch let f as SOCKSConnector.Failure {
-                    cont.resume(throwing: RPCError(.unavailable, message: f.description, reason: f.reason))
-                } catch {
-                    cont.resume(throwing: RPCError(.unavailable, message: "\(error)", reason: "connect_failed"))
-                }
-            }.start()
+        // Blocking network work on its own thread, not on the concurrency pool.
+        return try await Blocking.run {
+            let fd: Int32
+            do {
+                fd = try SOCKSConnector.connect(proxyHost: socks.host, proxyPort: socks.port,
+                                                host: peer.onion, port: peer.port, group: group)
+            } catch let f as SOCKSConnector.Failure {
+                throw RPCError(.unavailable, message: f.description, reason: f.reason)
+            } catch {
+                throw RPCError(.unavailable, message: "\(error)", reason: "connect_failed")
+            }
+            defer { close(fd) }
+            let client = P2PClient(connection: FDConnection(readFD: fd, writeFD: fd), store: nil)
+            do {
+                return try client.connect(clientUUID: uuid, token: peer.token.value)
+            } catch P2PClient.ClientError.authFailed {
+                throw RPCError(.permissionDenied, message: "the peer at \(peer.address) refused the token: ask for a fresh invitation",
+                               reason: "auth_failed")
+            } catch {
+                throw RPCError(.unavailable, message: "talking to \(peer.address) failed: \(error)", reason: "protocol_error")
+            }
         }
     }
 

@@ -164,16 +164,6 @@ public actor TorManager {
                   })
     }
 
-    /// Waits until `uuid`'s onion is published (tests, benchmarks); false on timeout.
-    public func waitPublished(_ uuid: String, timeout: Double) async -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if entries[uuid]?.state == .published { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return false
-    }
-
     // MARK: Supervision
 
     private func supervise() async {

@@ -20,7 +20,7 @@ final class OnionNetwork {
 
     init() throws {
         _ = FileManager.default.createFile(atPath: scratch.path + "/map", contents: Data())
-        let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/onion-socks.py"
+        let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/socks-standin.py"
         if getuid() == 0 {
             let ns = try NetNamespace()
             namespace = ns

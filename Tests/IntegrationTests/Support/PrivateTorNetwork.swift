@@ -192,21 +192,9 @@ final class PrivateTorNetwork: @unchecked Sendable {
             while nextExtraPort <= lastExtraPort {
                 let port = nextExtraPort
                 nextExtraPort += 1
-                if Self.portIsFree(port) { return port }
+                if OwnTor.loopbackPortIsFree(port) { return port }
             }
             throw Failure(description: "the network's extra ports are used up")
-        }
-    }
-
-    static func portIsFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
 

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""A SOCKS5 server standing in for tor in tests (no authentication, CONNECT only).
+
+usage: socks-standin.py LISTEN_HOST LISTEN_PORT MAPFILE
+    onion mode: CONNECT to NAME:PORT is relayed to the unix socket MAP[NAME:PORT];
+    anything else is refused (host unreachable), as tor refuses an unknown onion.
+    MAPFILE lines: `<name>:<port> <unix socket path>`; re-read on every connection.
+usage: socks-standin.py LISTEN_HOST LISTEN_PORT --tcp
+    TCP mode: CONNECT to any HOST:PORT over TCP, as tor's SOCKS port does for
+    ordinary servers; prints "CONNECT host:port" (flushed) for every request, so a
+    test can see its traffic went through.
+Prints "ready" on stdout once listening.
+"""
+import socket, struct, sys, threading
+
+UNREACHABLE, REFUSED = 4, 5
+
+def load_map(path):
+    m = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 2:
+                m[parts[0]] = parts[1]
+    return m
+
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError
+        b += c
+    return b
+
+def pump(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        try:
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+def onion_target(mapfile):
+    """CONNECT NAME:PORT -> the mapped unix socket, or a SOCKS error code."""
+    def connect(host, port):
+        target = load_map(mapfile).get("%s:%d" % (host, port))
+        if target is None:
+            return UNREACHABLE
+        u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            u.connect(target)
+        except OSError:
+            return REFUSED
+        return u
+    return connect
+
+def tcp_target(host, port):
+    """CONNECT HOST:PORT -> a TCP connection, or a SOCKS error code."""
+    print("CONNECT %s:%d" % (host, port), flush=True)
+    try:
+        u = socket.create_connection((host, port), 10)
+    except OSError:
+        return REFUSED
+    u.settimeout(None)
+    return u
+
+def handle(c, connect):
+    try:
+        _, n = recv_exact(c, 2)
+        recv_exact(c, n)
+        c.sendall(b"\x05\x00")  # no authentication
+        _, cmd, _, atyp = recv_exact(c, 4)
+        if atyp == 3:
+            host = recv_exact(c, recv_exact(c, 1)[0]).decode()
+        elif atyp == 1:
+            host = socket.inet_ntoa(recv_exact(c, 4))
+        else:
+            host = socket.inet_ntop(socket.AF_INET6, recv_exact(c, 16))
+        port = struct.unpack(">H", recv_exact(c, 2))[0]
+        u = connect(host, port) if cmd == 1 else UNREACHABLE
+        if isinstance(u, int):
+            c.sendall(bytes([5, u, 0, 1]) + b"\x00" * 6)
+            c.close()
+            return
+        c.sendall(b"\x05\x00\x00\x01" + b"\x00" * 6)
+        threading.Thread(target=pump, args=(u, c), daemon=True).start()
+        pump(c, u)
+    except (EOFError, OSError):
+        c.close()
+
+def main():
+    host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    connect = tcp_target if mode == "--tcp" else onion_target(mode)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(64)
+    print("ready", flush=True)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=handle, args=(c, connect), daemon=True).start()
+
+if __name__ == "__main__":
+    main()
