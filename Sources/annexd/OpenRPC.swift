@@ -8,11 +8,16 @@ import Shared
 struct OpenRPC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "openrpc",
-        abstract: "Print the OpenRPC document of the RPC methods (contrib/openrpc.json).",
+        abstract: "Print the OpenRPC document of the RPC methods and events (contrib/openrpc.json).",
         shouldDisplay: false)
 
+    @Flag(help: "Print it as the Markdown page for client authors instead (docs/API.md).")
+    var markdown = false
+
     func run() throws {
-        FileHandle.standardOutput.write(Data(Self.prettyJSON(AnnexdAPI.registry.openRPCDocument).utf8))
+        let document = AnnexdAPI.registry.openRPCDocument
+        let text = markdown ? APIMarkdown.render(document) : Self.prettyJSON(document)
+        FileHandle.standardOutput.write(Data(text.utf8))
     }
 
     /// `value` as indented JSON text ending in a newline; scalars are written by jansson.

@@ -157,7 +157,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: DaemonService(daemon: daemon))],
+            services: daemon.lifecycle(onReady: SystemdNotify.ready, onStopping: SystemdNotify.stopping).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         daemon.requestShutdown = { Task { await group.triggerGracefulShutdown() } }
@@ -165,22 +165,10 @@ struct Serve: AsyncParsableCommand {
             try await group.run()
         } catch {
             FileHandle.standardError.write(Data("annexd: \(error)\n".utf8))
+            await daemon.shutdownEventLoops()
             throw ExitCode(1)
         }
-    }
-}
-
-/// Starts serving inside the service group, so SIGTERM is already handled
-/// gracefully by the time anyone can reach the daemon.
-struct DaemonService: Service {
-    let daemon: Daemon
-    func run() async throws {
-        try daemon.start()
-        await daemon.startTor()
-        SystemdNotify.ready()
-        try? await gracefulShutdown()
-        SystemdNotify.stopping()
-        await daemon.stop()
+        await daemon.shutdownEventLoops()
     }
 }
 

@@ -1,3 +1,4 @@
+import Shared
 import Synchronization
 import Testing
 @testable import AnnexdKit
@@ -20,7 +21,7 @@ import Testing
 
     @Test func idsAreGaplessAndReplayedFromSince() throws {
         let log = EventLog(capacity: 10)
-        for i in 1...5 { #expect(log.publish("t", fieldsJSON: "{\"n\":\(i)}").id == UInt64(i)) }
+        for i in 1...5 { #expect(log.publish("t", fields: ["n": .int(Int64(i))]).id == UInt64(i)) }
         let sink = Sink()
         _ = try log.subscribe(since: 2, types: nil, deliver: sink.deliver)
         log.publish("t")

@@ -27,9 +27,35 @@ public final class Registry: Sendable {
         public var peers: [Peer]
     }
 
-    public struct RegistryError: Error, CustomStringConvertible {
-        public let rpc: RPCError
-        public var description: String { rpc.message }
+    public enum RegistryError: ServiceError {
+        case notFound(selector: String)
+        case onionKeyMissing(uuid: String, directory: String)
+        case unsupportedVersion(Int)
+
+        public var kind: FailureKind {
+            switch self {
+            case .notFound: .notFound
+            case .onionKeyMissing, .unsupportedVersion: .invalidState
+            }
+        }
+        public var reason: String {
+            switch self {
+            case .notFound: "repo_not_found"
+            case .onionKeyMissing: "onion_key_missing"
+            case .unsupportedVersion: "registry_version"
+            }
+        }
+        public var details: JSONObject {
+            if case .notFound(let selector) = self { return ["repo": .string(selector)] }
+            return [:]
+        }
+        public var description: String {
+            switch self {
+            case .notFound(let selector): "no registered repository at \(selector); register it with `annex-cli repo add`"
+            case .onionKeyMissing(let uuid, let dir): "the onion key of \(uuid) is missing from \(dir)/keys"
+            case .unsupportedVersion(let v): "registry.json has version \(v); this annexd reads version 1"
+            }
+        }
     }
 
     let state: StateDirectory
@@ -58,11 +84,8 @@ public final class Registry: Sendable {
         }
     }
 
-    public func require(_ selector: String) throws -> Repo {
-        guard let r = find(selector) else {
-            throw RegistryError(rpc: RPCError(.notFound, message: "no registered repository at \(selector); register it with `annex-cli repo add`",
-                                              reason: "repo_not_found", details: ["repo": .string(selector)]))
-        }
+    public func require(_ selector: String) throws(RegistryError) -> Repo {
+        guard let r = find(selector) else { throw .notFound(selector: selector) }
         return r
     }
 
@@ -82,11 +105,16 @@ public final class Registry: Sendable {
         try update { $0.removeAll { $0.uuid == uuid } }
     }
 
-    public func addPeer(_ peer: Peer, to uuid: String) throws {
+    /// Adds `peer`; false (nothing changed) when the repository already has a peer of that name.
+    @discardableResult
+    public func addPeer(_ peer: Peer, to uuid: String) throws -> Bool {
+        var added = false
         try update { list in
-            guard let i = list.firstIndex(where: { $0.uuid == uuid }) else { return }
+            guard let i = list.firstIndex(where: { $0.uuid == uuid }), !list[i].peers.contains(where: { $0.name == peer.name }) else { return }
             list[i].peers.append(peer)
+            added = true
         }
+        return added
     }
 
     public func updatePeer(named name: String, in uuid: String, _ change: (inout Peer?) -> Void) throws {
@@ -121,8 +149,7 @@ public final class Registry: Sendable {
             return key
         }
         guard create else {
-            throw RegistryError(rpc: RPCError(.invalidState, message: "the onion key of \(uuid) is missing from \(state.path)/keys",
-                                              reason: "onion_key_missing"))
+            throw RegistryError.onionKeyMissing(uuid: uuid, directory: state.path)
         }
         let key = OnionKey.generate()
         try state.writeAtomically(name, key.secretKeyFileBytes, mode: 0o600)
@@ -155,7 +182,7 @@ public final class Registry: Sendable {
         var top = try JSONObjectReader(json, path: "registry")
         let version: Int = try top.required("version")
         guard version == 1 else {
-            throw RegistryError(rpc: RPCError(.invalidState, message: "registry.json has version \(version); this annexd reads version 1", reason: "registry_version"))
+            throw RegistryError.unsupportedVersion(version)
         }
         let list: [JSONValue] = try top.required("repos")
         return try list.enumerated().map { i, item in

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Shared
 
 /// annexd's state directory (`$XDG_STATE_HOME/annexd` or `--state-dir`): the
 /// registry, onion keys and peer records, 0700, owned by one running daemon.
@@ -58,8 +59,9 @@ public final class StateDirectory: @unchecked Sendable {
     }
 
     public static func writeAtomically(_ target: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
-        let tmp = target + ".tmp\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        // A name no other writer uses (O_EXCL): concurrent writers each rename their own complete file.
+        let tmp = target + ".tmp\(getpid())." + Hex.encode(Sodium.randomBytes(8))
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create", path: tmp) }
         do {
             fchmod(fd, mode)

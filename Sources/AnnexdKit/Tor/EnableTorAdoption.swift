@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Shared
 import TorrcKit
 
 /// A repository that `git annex enable-tor` (or annex-tor-helper) set up in the
@@ -27,9 +28,8 @@ public struct EnableTorService: Sendable, Equatable {
                       dirMatches || socket.contains("/\(ident)/") else { continue }
                 // The address enable-tor recorded for this port.
                 for line in p2paddrs.split(separator: "\n") {
-                    let parts = line.split(separator: ":", omittingEmptySubsequences: false)
-                    guard parts.count == 4, line.hasPrefix("tor-annex::"), Int(parts[3]) == virtual else { continue }
-                    return EnableTorService(onion: String(parts[2]), port: virtual, socket: socket)
+                    guard let address = try? TorAnnexAddress(parsing: String(line), token: .forbidden), address.port == virtual else { continue }
+                    return EnableTorService(onion: address.onion, port: virtual, socket: socket)
                 }
             }
         }

@@ -90,7 +90,7 @@ public actor TorManager {
     let settings: Settings
     let group: EventLoopGroup
     let logger: Logger
-    let publish: @Sendable (String, JSONObject) -> Void
+    let events: EventLog
 
     private var entries: [String: Entry] = [:]
     /// Repositories whose ADD_ONION is in flight.
@@ -106,12 +106,11 @@ public actor TorManager {
     private var supervisor: Task<Void, Never>?
     private var stopping = false
 
-    public init(settings: Settings, group: EventLoopGroup, logger: Logger,
-                publish: @escaping @Sendable (String, JSONObject) -> Void) {
+    public init(settings: Settings, group: EventLoopGroup, logger: Logger, events: EventLog) {
         self.settings = settings
         self.group = group
         self.logger = logger
-        self.publish = publish
+        self.events = events
     }
 
     // MARK: Public API
@@ -188,7 +187,7 @@ public actor TorManager {
             if Date().timeIntervalSince(began) > settings.backoff.healthyAfter { delay = settings.backoff.first }
             using = .unavailable
             logger.warning("tor: \(lastError ?? "gone"); trying again in \(delay) s")
-            publish("tor.disconnected", ["error": .string(lastError ?? ""), "retry_in": .double(delay)])
+            events.publish(TorDisconnected(error: lastError ?? "", retryIn: delay))
             try? await Task.sleep(for: .seconds(delay))
             delay = min(delay * 2, settings.backoff.max)
             if !stopping { using = .connecting }
@@ -207,8 +206,7 @@ public actor TorManager {
         lastError = nil
         noteBootstrap(try? await c.bootstrapStatus())
         logger.info("tor: using \(kind.rawValue) tor at \(description); SOCKS \(socks.map { "\($0.host):\($0.port)" } ?? "none")")
-        publish("tor.connected", ["kind": .string(kind.rawValue), "control": .string(description),
-                                  "socks": socks.map { .string("\($0.host):\($0.port)") } ?? .null])
+        events.publish(TorConnected(kind: kind.rawValue, control: description, socks: socks.map { "\($0.host):\($0.port)" }))
         for uuid in entries.keys.sorted() { await addOnion(uuid, via: c) }
         for await event in c.events {
             handle(event)
@@ -283,8 +281,7 @@ public actor TorManager {
             entries[uuid]?.state = .failed
             entries[uuid]?.error = "\(error)"
             logger.error("tor: cannot add the onion of \(service.repo): \(error)")
-            publish("onion.failed", ["repo": .string(service.repo), "uuid": .string(uuid),
-                                     "onion": .string(service.key.onionAddress), "error": .string("\(error)")])
+            events.publish(OnionFailed(repo: EventRepo(path: service.repo, uuid: uuid), onion: service.key.onionAddress, error: "\(error)"))
         }
     }
 
@@ -296,8 +293,7 @@ public actor TorManager {
             entries[uuid]?.state = .published
             let seconds = Date().timeIntervalSince(entries[uuid]?.since ?? Date())
             logger.info("tor: \(service.key.onionAddress) is published (\(service.repo))")
-            publish("onion.ready", ["repo": .string(service.repo), "uuid": .string(uuid),
-                                    "onion": .string(service.key.onionAddress), "seconds": .double(seconds)])
+            events.publish(OnionReady(repo: EventRepo(path: service.repo, uuid: uuid), onion: service.key.onionAddress, seconds: seconds))
         case .bootstrap(let b):
             noteBootstrap(b)
         default:
@@ -308,10 +304,7 @@ public actor TorManager {
     private func noteBootstrap(_ b: TorBootstrapStatus?) {
         guard let b, b.progress != bootstrap.progress || b.summary != bootstrap.summary else { return }
         bootstrap = (b.progress, b.summary)
-        var fields: JSONObject = ["progress": .int(Int64(b.progress)), "tag": .string(b.tag), "summary": .string(b.summary)]
-        if let w = b.warning { fields["warning"] = .string(w) }
-        if let r = b.recommendation { fields["recommendation"] = .string(r) }
-        publish("tor.bootstrap", fields)
+        events.publish(TorBootstrap(progress: b.progress, tag: b.tag, summary: b.summary, warning: b.warning, recommendation: b.recommendation))
     }
 
     /// annexd's listener sockets are private (0600 under its 0700 state directory), so a

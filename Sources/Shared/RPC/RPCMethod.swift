@@ -406,10 +406,13 @@ public struct MethodRegistry: Sendable {
     public var title: String
     public var version: String
     public private(set) var descriptors: [String: MethodDescriptor] = [:]
+    /// Members added after `methods` (OpenRPC's `x-` extensions, e.g. annexd's `x-events`).
+    public var extensions: JSONObject
 
-    public init(title: String = "annexd", version: String, methods: [any RPCMethod.Type] = []) {
+    public init(title: String = "annexd", version: String, methods: [any RPCMethod.Type] = [], extensions: JSONObject = [:]) {
         self.title = title
         self.version = version
+        self.extensions = extensions
         add(RPCDiscover.self)
         for m in methods { add(m) }
     }
@@ -428,11 +431,13 @@ public struct MethodRegistry: Sendable {
     /// `{"openrpc":"1.3.2","info":{"title","version"},"methods":[…]}`, methods sorted by name,
     /// so the same methods always give the same text.
     public var openRPCDocument: JSONValue {
-        [
+        var doc: JSONObject = [
             "openrpc": .string(RPCDiscover.openRPCVersion),
             "info": ["title": .string(title), "version": .string(version)],
             "methods": .array(methodNames.map { descriptors[$0]!.openRPC }),
         ]
+        for (k, v) in extensions { doc[k] = v }
+        return .object(doc)
     }
 }
 
@@ -471,11 +476,14 @@ public struct OpenRPCDocument: RPCResultConvertible, Equatable {
 public struct RPCDispatcher<Context: Sendable>: Sendable {
     public typealias Handler = @Sendable (JSONValue?, Context) async -> Result<JSONValue, RPCError>
 
+    public typealias InlineHandler = @Sendable (JSONValue?, Context) -> Result<JSONValue, RPCError>
+
     public private(set) var registry: MethodRegistry
     private var handlers: [String: Handler] = [:]
+    private var inlineHandlers: [String: InlineHandler] = [:]
 
-    public init(title: String = "annexd", version: String) {
-        registry = MethodRegistry(title: title, version: version)
+    public init(title: String = "annexd", version: String, extensions: JSONObject = [:]) {
+        registry = MethodRegistry(title: title, version: version, extensions: extensions)
     }
 
     /// Registers `M` and its handler. A handler throws `RPCError` for failures the caller
@@ -497,6 +505,34 @@ public struct RPCDispatcher<Context: Sendable>: Sendable {
                 return .failure(Self.rpcError(error, decoding: false))
             }
         }
+    }
+
+    /// Registers `M` with a handler that never blocks or waits: a server may answer it right
+    /// where the request arrived (`answerInline`), saving thread hops; batches use it too.
+    public mutating func registerInline<M: RPCMethod>(
+        _ type: M.Type, handler: @escaping @Sendable (M.Params, Context) throws -> M.Result
+    ) {
+        registry.add(type)
+        let inline: InlineHandler = { params, context in
+            let decoded: M.Params
+            do {
+                decoded = try Self.decodeParams(M.Params.self, params)
+            } catch {
+                return .failure(Self.rpcError(error, decoding: true))
+            }
+            do {
+                return .success(try handler(decoded, context).json)
+            } catch {
+                return .failure(Self.rpcError(error, decoding: false))
+            }
+        }
+        inlineHandlers[M.method] = inline
+        handlers[M.method] = { params, context in inline(params, context) }
+    }
+
+    /// The outcome of `request` when its method was registered with `registerInline`, else nil.
+    public func answerInline(_ request: RPCRequest, context: Context) -> Result<JSONValue, RPCError>? {
+        inlineHandlers[request.method].map { $0(request.params, context) }
     }
 
     /// The outcome of one request.

@@ -3,7 +3,7 @@ import Shared
 
 struct PairDataTests {
     static let half = String(repeating: "0123456789abcdef", count: 4)
-    static let onion = String(repeating: "a", count: 56) + ".onion"
+    static let onion = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion"
 
     @Test func serializesAsGitAnnexDoes() throws {
         let d = PairData(halfToken: Self.half, addresses: ["tor-annex::\(Self.onion):1234"])

@@ -226,7 +226,10 @@ public enum AnnexdAPI {
         PairStart.self, PairSubmit.self, PairCancel.self,
     ]
 
-    public static var registry: MethodRegistry { MethodRegistry(version: version, methods: methods) }
+    /// OpenRPC extensions: `x-events`, the event catalogue.
+    public static var extensions: JSONObject { ["x-events": EventCatalogue.openRPC] }
+
+    public static var registry: MethodRegistry { MethodRegistry(version: version, methods: methods, extensions: extensions) }
 }
 
 public enum PeerLink: RPCMethod {

@@ -162,11 +162,5 @@ public struct PairData: Sendable, Equatable {
     }
 
     /// `tor-annex::ONION.onion:PORT`.
-    public static func isTorAddress(_ line: String) -> Bool {
-        guard line.hasPrefix("tor-annex::") else { return false }
-        let parts = line.dropFirst("tor-annex::".count).split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0].hasSuffix(".onion"), parts[0].count > 6,
-              let port = Int(parts[1]), (1...65535).contains(port) else { return false }
-        return true
-    }
+    public static func isTorAddress(_ line: String) -> Bool { TorAnnexAddress.isAddress(line) }
 }

@@ -21,7 +21,7 @@ public struct RepoInfo: RPCResultConvertible, Equatable {
         self.bare = bare
         self.onion = onion
         self.port = port
-        self.address = "tor-annex::\(onion):\(port)"
+        self.address = "\(TorAnnexAddress.scheme)\(onion):\(port)"
         self.socket = socket
         self.peers = peers
     }

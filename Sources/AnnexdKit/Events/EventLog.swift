@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 import Synchronization
 
 /// The daemon's event stream: every event gets the next id (gapless, from 1,
@@ -11,9 +12,19 @@ public final class EventLog: Sendable {
         public let id: UInt64
         public let boot: String
         public let type: String
-        /// The event's fields, as a JSON object text (built by the caller).
-        public let fieldsJSON: String
+        /// The event's declared fields and their values (see `EventCatalogue`).
+        public let fields: JSONObject
         public let time: Double
+
+        /// The envelope (id, boot, type, time), then the fields.
+        public var params: JSONObject {
+            var params: JSONObject = ["id": .int(Int64(id)), "boot": .string(boot), "type": .string(type), "time": .double(time)]
+            for (k, v) in fields { params[k] = v }
+            return params
+        }
+
+        /// The JSON-RPC `event` notification that carries it.
+        public var notification: [UInt8] { RPCNotification.event(params).json.serializedBytes() }
     }
 
     public enum Delivery: Sendable, Equatable {
@@ -58,12 +69,18 @@ public final class EventLog: Sendable {
         func wants(_ e: Event) -> Bool { types?.contains(e.type) ?? true }
     }
 
+    /// Publishes a declared event: the only way in for the daemon.
     @discardableResult
-    public func publish(_ type: String, fieldsJSON: String = "{}") -> Event {
+    public func publish<E: AnnexdEvent>(_ event: E) -> Event {
+        publish(E.type, fields: event.values)
+    }
+
+    /// Any type and fields: for this log's own tests.
+    @discardableResult
+    func publish(_ type: String, fields: JSONObject = [:]) -> Event {
         var dropped: [(Subscriber, UInt64)] = []
         let event: Event = state.withLock { s in
-            let e = Event(id: s.nextID, boot: boot, type: type, fieldsJSON: fieldsJSON,
-                          time: Date().timeIntervalSince1970)
+            let e = Event(id: s.nextID, boot: boot, type: type, fields: fields, time: Date().timeIntervalSince1970)
             s.nextID += 1
             if s.ring.count < capacity {
                 s.ring.append(e)

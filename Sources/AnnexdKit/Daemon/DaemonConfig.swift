@@ -1,0 +1,38 @@
+import Foundation
+import Shared
+
+extension Daemon {
+    public struct Config: Sendable {
+        public var stateDir: String
+        public var socketPath: String
+        public var tor: String
+        public var socksHost: String
+        public var socksPort: Int
+        /// `--socks` was given: peers are dialled through it whatever tor is in use.
+        public var socksExplicit = false
+        /// Limits of every repository's P2P listener (AUTH delays, connection caps).
+        public var listenerLimits = P2PListener.Limits()
+        /// The tor manager's settings when `tor` is not `none`.
+        public var torSettings: TorManager.Settings?
+        /// Where repositories set up by `git annex enable-tor` are found.
+        public var systemTorrc = "/etc/tor/torrc"
+        /// How annex-tor-helper is run for `tor.enableSystem`.
+        public var torHelper = TorHelperRunner()
+        /// Mailbox, transit relay and SOCKS for pairing (PairingService).
+        public var wormhole = Wormhole.Configuration(appID: Wormhole.gitAnnexAppID)
+        public init(stateDir: String, socketPath: String, tor: String = "none", socksHost: String = "127.0.0.1", socksPort: Int = 9050) {
+            self.stateDir = stateDir
+            self.socketPath = socketPath
+            self.tor = tor
+            self.socksHost = socksHost
+            self.socksPort = socksPort
+        }
+
+        public static func defaultSocketPath() -> String {
+            let env = ProcessInfo.processInfo.environment
+            if let runtime = env["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/annexd/rpc.sock" }
+            return "/tmp/annexd-\(getuid())/rpc.sock"
+        }
+    }
+
+}

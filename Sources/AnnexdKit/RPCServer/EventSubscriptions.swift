@@ -1,0 +1,55 @@
+import Foundation
+import Shared
+
+/// `events.subscribe`: a snapshot (without `since`) or the kept events after `since`, then
+/// live events, as `event` notifications on the caller's connection; a subscriber that falls
+/// behind gets `event.overflow` with where to resume.
+enum EventSubscriptions {
+    static func subscribe(_ params: EventsSubscribe.Params, _ caller: RPCCaller, _ daemon: Daemon) throws -> EventsSubscribe.Result {
+        let events = daemon.events
+        let conn = caller.connection
+        let latest = events.latestID
+        if let since = params.since, UInt64(since) > latest {
+            throw RPCError(.invalidState, message: "event \(since) has not happened in this boot (latest is \(latest)); resubscribe without since",
+                           reason: "unknown_event_id", details: ["latest": .int(Int64(latest)), "boot": .string(events.boot)])
+        }
+        if let unknown = params.types?.first(where: { !EventCatalogue.types.contains($0) }) {
+            throw RPCError.invalidParams(reason: "unknown_event_type",
+                                         "params.types: \(unknown) is not an event type; docs/API.md lists them (e.g. \(EventCatalogue.all[2].type))",
+                                         details: ["type": .string(unknown)])
+        }
+        let types = params.types.map(Set.init)
+        let snapshot = params.since == nil ? try snapshot(daemon, latest: latest) : nil
+        let from = params.since.map(UInt64.init) ?? latest
+        conn.afterReply {
+            if let snapshot { _ = conn.notify(snapshot) }
+            do {
+                let id = try events.subscribe(since: from, types: types) { delivery in
+                    switch delivery {
+                    case .event(let e): return conn.notify(e.notification)
+                    case .overflow(let resume):
+                        conn.write(overflow(resumeFrom: resume, boot: events.boot, "this client fell behind; resubscribe with since to continue"))
+                        return false
+                    }
+                }
+                if let old = conn.setSubscription(id) { events.unsubscribe(old) }
+            } catch {
+                conn.write(overflow(resumeFrom: from, boot: events.boot,
+                                    "events after \(from) are no longer kept (\(error)); resubscribe without since for a snapshot"))
+            }
+        }
+        return EventsSubscribe.Result(boot: events.boot, latest: Int(latest))
+    }
+
+    static func overflow(resumeFrom: UInt64, boot: String, _ message: String) -> [UInt8] {
+        RPCNotification(method: "event.overflow", params: .object([
+            "resume_from": .int(Int64(resumeFrom)), "boot": .string(boot), "message": .string(message)])).json.serializedBytes()
+    }
+
+    /// The `snapshot` event: its id is the latest event's, so a client resumes from there.
+    static func snapshot(_ daemon: Daemon, latest: UInt64) throws -> [UInt8] {
+        let e = EventSnapshot(repos: try daemon.repos.list(), connections: daemon.repos.connectionCount)
+        return EventLog.Event(id: latest, boot: daemon.events.boot, type: EventSnapshot.type, fields: e.values,
+                              time: Date().timeIntervalSince1970).notification
+    }
+}
