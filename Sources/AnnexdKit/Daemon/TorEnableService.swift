@@ -4,7 +4,7 @@ import Glibc
 import Foundation
 import Shared
 
-/// `tor.enable_system`: the privileged step, through annex-tor-helper. Either a control
+/// `tor.enableSystem`: the privileged step, through annex-tor-helper. Either a control
 /// socket for a group (annexd then uses system tor's control port), or a repository's hidden
 /// service as `git annex enable-tor` makes it, which annexd then serves.
 public final class TorEnableService: Sendable {

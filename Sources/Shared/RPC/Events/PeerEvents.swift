@@ -23,7 +23,7 @@ public enum PeerWasInvited: EventKind {
 }
 public enum PeerAccessWasChanged: EventKind {
     public static let type = "peer.access_changed"
-    public static let summary = "A peer's access level changed (peer.set_access)"
+    public static let summary = "A peer's access level changed (peer.setAccess)"
 }
 public typealias PeerInvited = PeerAccessEvent<PeerWasInvited>
 public typealias PeerAccessChanged = PeerAccessEvent<PeerAccessWasChanged>

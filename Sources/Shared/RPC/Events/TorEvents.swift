@@ -59,7 +59,7 @@ public struct TorBootstrap: AnnexdEvent {
 
 public struct TorControlSocketEnabled: AnnexdEvent {
     public static let type = "tor.control_socket_enabled"
-    public static let summary = "annex-tor-helper gave system tor a control socket for a group (tor.enable_system without repo)"
+    public static let summary = "annex-tor-helper gave system tor a control socket for a group (tor.enableSystem without repo)"
     public static let fields: [EventField<Self>] = [
         .init("socket", \.socket, "The control socket's path"),
         .init("group", \.group, "The group that may use it"),
