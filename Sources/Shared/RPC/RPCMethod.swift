@@ -493,16 +493,10 @@ public struct RPCDispatcher<Context: Sendable>: Sendable {
     ) {
         registry.add(type)
         handlers[M.method] = { params, context in
-            let decoded: M.Params
-            do {
-                decoded = try Self.decodeParams(M.Params.self, params)
-            } catch {
-                return .failure(Self.rpcError(error, decoding: true))
-            }
-            do {
-                return .success(try await handler(decoded, context).json)
-            } catch {
-                return .failure(Self.rpcError(error, decoding: false))
+            switch Self.decode(M.Params.self, params) {
+            case .failure(let error): return .failure(error)
+            case .success(let decoded):
+                do { return .success(try await handler(decoded, context).json) } catch { return .failure(Self.rpcError(error, decoding: false)) }
             }
         }
     }
@@ -512,22 +506,12 @@ public struct RPCDispatcher<Context: Sendable>: Sendable {
     public mutating func registerInline<M: RPCMethod>(
         _ type: M.Type, handler: @escaping @Sendable (M.Params, Context) throws -> M.Result
     ) {
-        registry.add(type)
-        let inline: InlineHandler = { params, context in
-            let decoded: M.Params
-            do {
-                decoded = try Self.decodeParams(M.Params.self, params)
-            } catch {
-                return .failure(Self.rpcError(error, decoding: true))
-            }
-            do {
-                return .success(try handler(decoded, context).json)
-            } catch {
-                return .failure(Self.rpcError(error, decoding: false))
+        register(type) { params, context in try handler(params, context) }
+        inlineHandlers[M.method] = { params, context in
+            Self.decode(M.Params.self, params).flatMap { decoded in
+                Result { try handler(decoded, context).json }.mapError { Self.rpcError($0, decoding: false) }
             }
         }
-        inlineHandlers[M.method] = inline
-        handlers[M.method] = { params, context in inline(params, context) }
     }
 
     /// The outcome of `request` when its method was registered with `registerInline`, else nil.
@@ -558,6 +542,11 @@ public struct RPCDispatcher<Context: Sendable>: Sendable {
                       context: Context) async -> RPCReply
     {
         await reply(to: JSONRPC.parseIncoming(bytes, limits: limits), context: context)
+    }
+
+    /// Params as a `P`, or the -32602 error that says which field is wrong.
+    static func decode<P: RPCParams>(_ type: P.Type, _ params: JSONValue?) -> Result<P, RPCError> {
+        Result { try decodeParams(type, params) }.mapError { rpcError($0, decoding: true) }
     }
 
     /// Params as a `P`: absent params are `{}`, and so is `[]`; other arrays are refused
