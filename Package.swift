@@ -57,9 +57,13 @@ let package = Package(
         .executableTarget(name: "annex-tor-helper", dependencies: ["TorrcKit"]),
         .executableTarget(name: "annexd-bench", dependencies: ["AnnexdKit", "Shared"],
                           path: "Sources/annexd-bench"),
-        .testTarget(name: "SharedTests", dependencies: ["Shared"],
+        // Recorded git-annex P2P sessions (transcripts/), their parser and the recording setup as
+        // data, for the replay tests of SharedTests (pure machines) and AnnexdKitTests (real session).
+        .target(name: "TranscriptSupport", dependencies: ["Shared"], path: "Tests/TranscriptSupport",
+                resources: [.copy("transcripts")]),
+        .testTarget(name: "SharedTests", dependencies: ["Shared", "TranscriptSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "AnnexdKitTests", dependencies: ["AnnexdKit", "Shared"]),
+        .testTarget(name: "AnnexdKitTests", dependencies: ["AnnexdKit", "Shared", "TranscriptSupport"]),
         .testTarget(name: "TorrcKitTests", dependencies: ["TorrcKit"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AnnexdKit", "Shared", "TorrcKit"],
                     exclude: ["Support/socks-standin.py"]),

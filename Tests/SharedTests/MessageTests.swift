@@ -124,7 +124,7 @@ import Testing
         #expect(m.receive(.put(file: "", key: Self.key)) == [refusal])
         #expect(m.receive(.remove(Self.key)) == [refusal])
         #expect(m.receive(.connect(service: "git-receive-pack")) == [refusal])
-        #expect(m.receive(.get(offset: 0, file: "", key: Self.key)) == [.local(.sendContent(Self.key, offset: 0, withValidity: false))])
+        #expect(m.receive(.get(offset: 0, file: "", key: Self.key)) == [.local(.openContent(Self.key, offset: 0))])
     }
 
     @Test func versionIsNegotiatedDown() {

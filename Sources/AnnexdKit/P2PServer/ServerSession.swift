@@ -5,7 +5,9 @@ import Shared
 
 /// The I/O shell around `P2PServerMachine`: reads lines and DATA from the
 /// connection, performs the machine's actions against the object store, and
-/// writes replies. One session per connection; blocking I/O on its own thread.
+/// writes the replies the machine returns (and nothing else: payload bytes of a
+/// DATA the machine announced, and a CONNECT relay's frames, are the only other
+/// bytes it writes). One session per connection; blocking I/O on its own thread.
 public final class P2PServerSession {
     /// Decides an AUTH: the access the token grants, or nil.
     public typealias Authenticator = (_ clientUUID: String, _ token: String) -> PeerAccess?
@@ -19,6 +21,8 @@ public final class P2PServerSession {
     let events: P2PServerEvents?
 
     private var incoming: IncomingContent?
+    /// Content opened for a GET, between `.openContent` and `.streamContent`.
+    private var outgoing: OutgoingContent?
     private var contentLock: ContentLock?
     private var lockRetention: Retention?
     private var refWatcher: RefWatcher?
@@ -44,9 +48,7 @@ public final class P2PServerSession {
             do {
                 line = try conn.readLine()
             } catch let e as FDConnection.ReadError {
-                conn.send(.error(e.description))
-                try? conn.flush()
-                report("closing connection: \(e)")
+                try perform(machine.receiveUnreadable(e.description))
                 return
             }
             guard let line else { return }
@@ -89,6 +91,8 @@ public final class P2PServerSession {
         case .discardReceived(let key):
             if let i = incoming { store.discard(i) } else { store.discardPartial(key) }
             incoming = nil
+        case .discardPartial(let key):
+            store.discardPartial(key)
         }
     }
 
@@ -133,13 +137,8 @@ public final class P2PServerSession {
                 report(refusal.description)
                 return .refused(refusal.description)
             }
-            if store.isPresent(key) { return .alreadyHave }
-            var offset = store.partialSize(key)
-            if let size = key.size, offset > size {
-                store.discardPartial(key)
-                offset = 0
-            }
-            return .putOffset(offset)
+            let present = store.isPresent(key)
+            return .putCandidate(present: present, partialSize: present ? 0 : store.partialSize(key))
 
         case .receiveData(let key, let offset, let length):
             let target = try store.beginReceive(key, offset: offset, mustVerify: machine.version == 0)
@@ -170,8 +169,19 @@ public final class P2PServerSession {
                 return .stored(false)
             }
 
-        case .sendContent(let key, let offset, let withValidity):
-            return try sendContent(key, offset: offset, withValidity: withValidity)
+        case .openContent(let key, _):
+            guard let content = try store.openForSending(key) else { return .contentAbsent }
+            outgoing = content
+            return .contentOpened(size: content.size)
+
+        case .streamContent(let key, let offset, let length):
+            guard let content = outgoing, content.key == key else {
+                preconditionFailure("streamContent of \(key) without openContent")
+            }
+            defer { content.close(); outgoing = nil }
+            let (complete, unchanged) = try content.stream(from: offset, length: length, over: conn)
+            if complete { events?.sent(key) }
+            return .contentStreamed(complete: complete, unchanged: unchanged)
 
         case .waitForChange:
             if refWatcher == nil { refWatcher = RefWatcher(repo: store.repo) }
@@ -179,31 +189,16 @@ public final class P2PServerSession {
 
         case .connect(let service):
             let code = try GitService.relay(service: service, repo: store.repo, connection: conn, report: report)
-            conn.send(.connectDone(exitCode: Int(code)))
-            try conn.flush()
-            return .serviceFinished
+            return .serviceFinished(exitCode: Int(code))
         }
-    }
-
-    private func sendContent(_ key: AnnexKey, offset: Int64, withValidity: Bool) throws -> P2PServerMachine.LocalResult {
-        switch try store.send(key, from: offset, over: conn) {
-        case .absent:
-            // What git-annex sends for content it does not have.
-            conn.send(.data(length: 0))
-            if withValidity { conn.send(.invalid) }
-        case .sent(let unchanged):
-            if withValidity { conn.send(unchanged ? .valid : .invalid) }
-            events?.sent(key)
-        case .short:
-            return .sent(ok: false)
-        }
-        return .sent(ok: true)
     }
 
     /// The connection ended: release locks; a partial stays for resume.
     private func finish() {
         contentLock?.release()
         contentLock = nil
+        outgoing?.close()
+        outgoing = nil
         incoming?.closeFile()
         incoming = nil
         try? conn.flush()

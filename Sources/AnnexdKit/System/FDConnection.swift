@@ -41,8 +41,8 @@ public final class FDConnection: @unchecked Sendable {
         case notUTF8
         public var description: String {
             switch self {
-            case .lineTooLong: return "protocol line longer than \(LineBuffer.maxLineLength) bytes"
-            case .notUTF8: return "protocol line is not UTF-8"
+            case .lineTooLong: return LineBuffer.LineError.tooLong.description
+            case .notUTF8: return LineBuffer.LineError.notUTF8.description
             }
         }
     }
@@ -129,10 +129,10 @@ public final class FDConnection: @unchecked Sendable {
         output.removeAll(keepingCapacity: true)
     }
 
-    /// Sends `DATA n` and n bytes of `fd` from `offset`, with sendfile(2) where the kernel allows.
+    /// Sends pending output, then n bytes of `fd` from `offset` (a DATA payload; the caller has
+    /// sent `DATA n`), with sendfile(2) where the kernel allows.
     /// Returns the bytes sent (fewer than `length` only if the file shrank: the caller must close).
-    public func sendFileData(fd: Int32, offset: Int64, length: Int64) throws -> Int64 {
-        send(.data(length: length))
+    public func sendFileBytes(fd: Int32, offset: Int64, length: Int64) throws -> Int64 {
         try flush()
         var off = off_t(offset)
         var remaining = length

@@ -4,9 +4,17 @@ public struct LineBuffer: Sendable {
     /// git-annex drops a connection whose line exceeds this many bytes.
     public static let maxLineLength = 32767
 
-    public enum LineError: Error, Equatable, Sendable {
+    public enum LineError: Error, Equatable, Sendable, CustomStringConvertible {
         case tooLong
         case notUTF8
+
+        /// The text sent to the peer after `ERROR ` before the session ends.
+        public var description: String {
+            switch self {
+            case .tooLong: return "protocol line longer than \(LineBuffer.maxLineLength) bytes"
+            case .notUTF8: return "protocol line is not UTF-8"
+            }
+        }
     }
 
     private var storage: [UInt8] = []

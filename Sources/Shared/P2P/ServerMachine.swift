@@ -5,6 +5,12 @@
 /// As in git-annex, actions split into network messages and the few local
 /// actions that touch the repository; before AUTH-SUCCESS the only local
 /// action this machine ever asks for is `.checkAuth`.
+///
+/// The machine owns the wire: every protocol line the shell writes is a `.send`
+/// from here (including CONNECTDONE, `DATA n`, VALID/INVALID, and the ERROR for a
+/// line the shell could not read). The shell only streams the bytes of a DATA
+/// payload the machine announced (`.streamContent`), and, during CONNECT, relays the
+/// git service's own DATA frames until the service exits.
 public struct P2PServerMachine: Sendable {
     public struct Config: Sendable {
         public var serverUUID: String
@@ -35,18 +41,24 @@ public struct P2PServerMachine: Sendable {
         /// Remove content; with `before`, only while the server's clock is before that timestamp.
         case remove(AnnexKey, before: Int64?)
         case getTimestamp
-        /// Is the content present, and if not, how many bytes of a partial are kept (the resume offset)?
+        /// May the key be stored here (else `.refused`), is its content present, and how many
+        /// bytes of a partial are kept? Answered by `.putCandidate`; the machine decides the reply.
         case preparePut(AnnexKey)
         /// Read exactly `length` bytes of DATA from the connection into the partial file at `offset`.
         case receiveData(AnnexKey, offset: Int64, length: Int64)
         /// Verify the received content and move it into place (or discard it when `valid` is false).
         case storeReceived(AnnexKey, valid: Bool)
-        /// Send `DATA n` and the content from `offset`, then (`withValidity`) VALID or INVALID.
-        /// Absent content is sent as git-annex does: `DATA 0`, then INVALID.
-        case sendContent(AnnexKey, offset: Int64, withValidity: Bool)
+        /// Open present content for a GET under a shared content lock, which the shell holds
+        /// until the `.streamContent` that follows (or the session ends). Answered by
+        /// `.contentOpened(size:)` or `.contentAbsent`. (`offset` is the GET's, kept for the machine.)
+        case openContent(AnnexKey, offset: Int64)
+        /// Write exactly `length` bytes of the opened content from `offset` (the machine has
+        /// sent `DATA length`), then release it. Answered by `.contentStreamed`.
+        case streamContent(AnnexKey, offset: Int64, length: Int64)
         /// Block until refs change; the first request of a session answers at once.
         case waitForChange
-        /// Run a git service and relay its protocol in DATA frames; the session ends after CONNECTDONE.
+        /// Run a git service and relay its protocol in DATA frames until it exits.
+        /// Answered by `.serviceFinished(exitCode:)`; the machine sends CONNECTDONE and ends the session.
         case connect(service: String)
     }
 
@@ -58,18 +70,22 @@ public struct P2PServerMachine: Sendable {
         case locked(Bool)
         case done(Bool)
         case timestamp(Int64)
-        case putOffset(Int64)
-        case alreadyHave
+        /// For `.preparePut`: is the content present, and the size of a kept partial (0: none).
+        case putCandidate(present: Bool, partialSize: Int64)
         /// All announced bytes arrived (false: the connection broke; the partial is kept).
         case received(complete: Bool)
         case stored(Bool)
-        /// DATA was sent in full (false: fewer bytes than announced; the session must end).
-        case sent(ok: Bool)
+        /// For `.openContent`: the content's size now.
+        case contentOpened(size: Int64)
+        case contentAbsent
+        /// All announced bytes went out (false: the file shrank; the session must end), and
+        /// whether the file stayed unchanged while they did (false: send INVALID).
+        case contentStreamed(complete: Bool, unchanged: Bool)
         /// The request cannot be served; the text is sent as ERROR and the session goes on.
         case refused(String)
         case changed([String])
-        /// The service ran; the shell has sent CONNECTDONE.
-        case serviceFinished
+        /// The service exited with this code.
+        case serviceFinished(exitCode: Int)
     }
 
     /// Local work that needs no answer.
@@ -77,6 +93,8 @@ public struct P2PServerMachine: Sendable {
         case unlockContent(AnnexKey)
         /// Throw away content received for a PUT the client did not vouch for.
         case discardReceived(AnnexKey)
+        /// Throw away a kept partial that cannot be resumed (longer than the key's size).
+        case discardPartial(AnnexKey)
     }
 
     public enum Action: Equatable, Sendable {
@@ -118,6 +136,13 @@ public struct P2PServerMachine: Sendable {
     /// What to do when the session opens.
     public mutating func start() -> [Action] {
         config.preauthenticated ? [.send(.authSuccess(uuid: config.serverUUID))] : []
+    }
+
+    /// Input the shell could not turn into a line (too long, not UTF-8): the client is told
+    /// why, and the session ends (git-annex-shell exits without a word).
+    public mutating func receiveUnreadable(_ why: String) -> [Action] {
+        if state == .closed { return [] }
+        return closeAfter([.send(.error(why))], why)
     }
 
     /// A line that did not parse. git-annex answers and keeps the session open.
@@ -227,7 +252,7 @@ public struct P2PServerMachine: Sendable {
         case .getTimestamp where version >= 3:
             return wait(.getTimestamp)
         case .get(let offset, _, let key):
-            return wait(.sendContent(key, offset: offset, withValidity: version >= 1))
+            return wait(.openContent(key, offset: offset))
         case .put(_, let key):
             if readOnly { return readOnlyRefusal }
             return wait(.preparePut(key))
@@ -285,11 +310,8 @@ public struct P2PServerMachine: Sendable {
             return [.send(ok ? .success : .failure)]
         case (.getTimestamp, .timestamp(let t)):
             return [.send(.timestamp(t))]
-        case (.preparePut, .alreadyHave):
-            return [.send(.alreadyHave)]
-        case (.preparePut(let key), .putOffset(let offset)):
-            state = .putAwaitingData(key, offset: offset)
-            return [.send(.putFrom(offset: offset))]
+        case (.preparePut(let key), .putCandidate(let present, let partialSize)):
+            return answerPut(key, present: present, partialSize: partialSize)
         case (.receiveData(let key, _, _), .received(let complete)):
             guard complete else { return closeWith("DATA ended early; partial content kept for resume") }
             if version >= 1 {
@@ -299,20 +321,40 @@ public struct P2PServerMachine: Sendable {
             return wait(.storeReceived(key, valid: true))
         case (.storeReceived, .stored(let ok)):
             return [.send(ok ? .success : .failure)]
-        case (.sendContent(let key, _, _), .sent(let ok)):
-            if ok {
-                state = .getAwaitingResult(key)
-                return []
-            }
+        case (.openContent(let key, _), .contentAbsent):
+            // What git-annex sends for content it does not have: an empty DATA, marked INVALID.
+            state = .getAwaitingResult(key)
+            return [.send(.data(length: 0))] + (version >= 1 ? [.send(.invalid)] : [])
+        case (.openContent(let key, let offset), .contentOpened(let size)):
+            // An offset past the end sends nothing (DATA 0), as git-annex does.
+            let start = min(max(offset, 0), size)
+            return [.send(.data(length: size - start))] + wait(.streamContent(key, offset: start, length: size - start))
+        case (.streamContent(let key, _, _), .contentStreamed(let complete, let unchanged)):
             // Fewer bytes than announced: only closing tells the client.
-            return closeWith("content of \(key) changed size while it was sent")
+            guard complete else { return closeWith("content of \(key) changed size while it was sent") }
+            state = .getAwaitingResult(key)
+            return version >= 1 ? [.send(unchanged ? .valid : .invalid)] : []
         case (.waitForChange, .changed(let refs)):
             return [.send(.changed(refs))]
-        case (.connect, .serviceFinished):
-            return closeWith("service finished")
+        case (.connect, .serviceFinished(let code)):
+            return closeAfter([.send(.connectDone(exitCode: code))], "service finished")
         default:
             preconditionFailure("local result \(result) does not answer \(request)")
         }
+    }
+
+    /// PUT: ALREADY-HAVE for present content, else PUT-FROM the kept partial's size. A partial
+    /// longer than the key's size cannot be resumed: it is discarded and the PUT starts at 0.
+    private mutating func answerPut(_ key: AnnexKey, present: Bool, partialSize: Int64) -> [Action] {
+        if present { return [.send(.alreadyHave)] }
+        var actions: [Action] = []
+        var offset = partialSize
+        if let size = key.size, offset > size {
+            actions.append(.effect(.discardPartial(key)))
+            offset = 0
+        }
+        state = .putAwaitingData(key, offset: offset)
+        return actions + [.send(.putFrom(offset: offset))]
     }
 
     private var authFailures: Int {

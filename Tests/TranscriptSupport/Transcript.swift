@@ -3,14 +3,14 @@ import Foundation
 /// A recorded git-annex P2P session (format v1, see
 /// Fixtures/transcripts/README.md, "Transcript format"; the reference parser is
 /// check_transcripts.py next to it).
-struct Transcript: Sendable {
-    enum Direction: Character, Sendable, CustomStringConvertible {
+public struct Transcript: Sendable {
+    public enum Direction: Character, Sendable, CustomStringConvertible {
         case client = "C"
         case server = "S"
-        var description: String { String(rawValue) }
+        public var description: String { String(rawValue) }
     }
 
-    enum Event: Equatable, Sendable {
+    public enum Event: Equatable, Sendable {
         /// One protocol line without its `\n` (`C:`/`S:` as text, `C%`/`S%` base64-decoded).
         /// Kept as bytes: a `%` line need not be UTF-8.
         case line(Direction, [UInt8])
@@ -26,23 +26,23 @@ struct Transcript: Sendable {
         case header(key: String, value: String)
     }
 
-    struct FormatError: Error, CustomStringConvertible {
-        let line: Int
-        let why: String
-        var description: String { "transcript line \(line): \(why)" }
+    public struct FormatError: Error, CustomStringConvertible {
+        public let line: Int
+        public let why: String
+        public var description: String { "transcript line \(line): \(why)" }
     }
 
-    let name: String
-    let events: [Event]
+    public let name: String
+    public let events: [Event]
 
     /// First value of a `# key: value` header.
-    func header(_ key: String) -> String? {
+    public func header(_ key: String) -> String? {
         for case .header(let k, let v) in events where k == key { return v }
         return nil
     }
 
     /// The protocol lines of one direction, as text.
-    func lines(_ d: Direction) -> [String] {
+    public func lines(_ d: Direction) -> [String] {
         events.compactMap {
             if case .line(d, let b) = $0 { return String(decoding: b, as: UTF8.self) }
             return nil
@@ -51,7 +51,7 @@ struct Transcript: Sendable {
 
     /// Every byte one direction sent, in stream order: lines with their `\n`,
     /// payloads, trailing bytes.
-    func stream(_ d: Direction) -> [UInt8] {
+    public func stream(_ d: Direction) -> [UInt8] {
         var out: [UInt8] = []
         for e in events {
             switch e {
@@ -65,14 +65,14 @@ struct Transcript: Sendable {
     }
 
     /// Did `d` close its side before the other direction did?
-    func closedFirst(_ d: Direction) -> Bool {
+    public func closedFirst(_ d: Direction) -> Bool {
         for case .eof(let who) in events { return who == d }
         return false
     }
 
     // MARK: Parsing
 
-    static func parse(_ data: [UInt8], name: String) throws -> Transcript {
+    public static func parse(_ data: [UInt8], name: String) throws -> Transcript {
         var lines = data.split(separator: 10, omittingEmptySubsequences: false).map(Array.init)
         guard lines.last == [] else { throw FormatError(line: lines.count, why: "no final newline") }
         lines.removeLast()
@@ -137,7 +137,7 @@ struct Transcript: Sendable {
     }
 
     /// `DATA n` exactly as recorder.py recognises it (it splits payloads on this rule).
-    static func dataLength(_ line: [UInt8]) -> Int64? {
+    public static func dataLength(_ line: [UInt8]) -> Int64? {
         let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         guard parts.count == 2, parts[0].elementsEqual("DATA".utf8), !parts[1].isEmpty,
               parts[1].allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
@@ -148,34 +148,36 @@ struct Transcript: Sendable {
 // MARK: Locating the fixtures
 
 /// One transcript file: the pair directory (e.g. `10.20230126`) and the session name.
-struct TranscriptFile: Sendable, Hashable, CustomStringConvertible {
-    let pair: String
-    let name: String
-    var description: String { "\(pair)/\(name)" }
+public struct TranscriptFile: Sendable, Hashable, CustomStringConvertible {
+    public let pair: String
+    public let name: String
+    public var description: String { "\(pair)/\(name)" }
 
-    var url: URL { TranscriptFixtures.directory.appendingPathComponent(pair).appendingPathComponent(name + ".transcript") }
+    public init(pair: String, name: String) {
+        self.pair = pair
+        self.name = name
+    }
 
-    var isHandWritten: Bool { name.hasPrefix("server-") }
+    public var url: URL { TranscriptFixtures.directory.appendingPathComponent(pair).appendingPathComponent(name + ".transcript") }
 
-    func load() throws -> Transcript {
+    public var isHandWritten: Bool { name.hasPrefix("server-") }
+
+    public func load() throws -> Transcript {
         try Transcript.parse(Array(try Data(contentsOf: url)), name: name)
     }
 }
 
-enum TranscriptFixtures {
-    /// `Fixtures/transcripts` in the test bundle (SwiftPM copies `Fixtures` next to the
-    /// test binary as `annexd_SharedTests.resources/Fixtures`), else in the source tree.
-    static let directory: URL = {
-        if let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil) {
-            let dir = fixtures.appendingPathComponent("transcripts")
-            if FileManager.default.fileExists(atPath: dir.path) { return dir }
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/transcripts")
+public enum TranscriptFixtures {
+    /// `transcripts` in this target's resources (SwiftPM copies it next to the test
+    /// binary as `annexd_TranscriptSupport.resources/transcripts`), else in the source tree.
+    public static let directory: URL = {
+        if let dir = Bundle.module.url(forResource: "transcripts", withExtension: nil),
+           FileManager.default.fileExists(atPath: dir.path) { return dir }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("transcripts")
     }()
 
     /// Every `*.transcript` in every pair directory, sorted.
-    static let all: [TranscriptFile] = {
+    public static let all: [TranscriptFile] = {
         let fm = FileManager.default
         var out: [TranscriptFile] = []
         let pairs = (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
