@@ -61,12 +61,17 @@ test-fast: deps
 # Suites whose tests are async and wait on real servers with timeouts run in a second
 # pass: in one pass, the many blocking tests fill Swift's cooperative pool (one thread
 # per core) and starve them.
-ASYNC_SUITES := WormholeInteropTests|WormholeFileInteropTests|PairingTests|TorControlClientTests
+ASYNC_SUITES := WormholeInteropTests|WormholeFileInteropTests|PairingTests|TorControlClientTests|NetworkIsolationTests
+# As root, that pass runs in a fresh network namespace whose only interface is lo (up):
+# the transit and pairing suites run only there (elsewhere they say why not), so no hint
+# they or the Python CLI advertise or dial can reach anything but this machine's loopback.
+# ANNEXD_TESTS_ONLY_LO=1 makes NetworkIsolationTests check that the namespace is so.
+ONLY_LO := $(if $(filter 0,$(shell id -u)),ANNEXD_TESTS_ONLY_LO=1 unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"')
 
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(ASYNC_SUITES)'
-	$(SWIFT) test --skip-build --filter '$(ASYNC_SUITES)'
+	$(ONLY_LO) $(SWIFT) test --skip-build --filter '$(ASYNC_SUITES)'
 
 bench: test-deps
 	$(SWIFT) build -c release

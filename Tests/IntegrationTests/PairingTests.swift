@@ -80,7 +80,11 @@ final class Interactive {
 /// (both git-annex versions, which run the Python `wormhole` 0.24 CLI), all through a local
 /// mailbox server and transit relay; afterwards each side gets a file from the other through
 /// the onion stand-in. And every way pairing can fail leaves no token and no remote behind.
-@Suite(.serialized, .enabled(if: WormholeReference.available, "needs magic-wormhole in .venv (make test creates it)"))
+/// Everything runs where lo is the only interface (the onion stand-in in a namespace of its own
+/// within that one, as root).
+@Suite(.serialized, .timeLimit(.minutes(5)),
+       .enabled(if: WormholeReference.available, "needs magic-wormhole in .venv (make test creates it)"),
+       .enabled(if: NetworkIsolation.onlyLoopback, NetworkIsolation.why))
 struct PairingTests {
     typealias Annexd = DaemonTorAnnexTests.Annexd
     static var annexCLI: String { Posix.dirname(TestEnvironment.annexd) + "/annex-cli" }
@@ -152,12 +156,9 @@ struct PairingTests {
         #expect(try String(contentsOfFile: root + "/repoB/fa", encoding: .utf8) == "from repoA\n")
     }
 
-    @Test(arguments: TestEnvironment.gitAnnexVersions)
+    @Test(.enabled(if: getuid() == 0, "serving the git-annex side with stock remotedaemon needs root (a mount namespace to bind-mount /etc/tor/torrc)"),
+          arguments: TestEnvironment.gitAnnexVersions)
     func annexCLIPairsWithGitAnnex(annex: TestEnvironment.GitAnnex) throws {
-        guard getuid() == 0 else {
-            print("skipped: serving the git-annex side with stock remotedaemon needs root (mount namespace for /etc/tor/torrc)")
-            return
-        }
         let net = try OnionNetwork()
         let ns = try #require(net.namespace?.name)
         let servers = try WormholeServers(namespace: ns)
@@ -220,7 +221,7 @@ struct PairingTests {
 
     // MARK: Failures: each explained, nothing stored
 
-    /// Two daemons on the host's loopback (no onion network needed: nothing gets linked).
+    /// Two daemons on this namespace's loopback (no onion network needed: nothing gets linked).
     struct Pair {
         let servers: WormholeServers
         let a: Annexd

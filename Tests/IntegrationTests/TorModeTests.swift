@@ -8,7 +8,7 @@ import Testing
 
 /// How annexd picks its tor (--tor auto|system|own) and what it says when it
 /// cannot get one. Offline: annexd's own tor runs with `DisableNetwork 1`.
-@Suite struct TorModeTests {
+@Suite(.timeLimit(.minutes(10))) struct TorModeTests {
     static func offlineConfig(_ dir: String) throws -> String {
         let path = dir + "/offline.torrc"
         try "DisableNetwork 1\n".write(toFile: path, atomically: true, encoding: .utf8)
@@ -75,11 +75,8 @@ import Testing
         #expect(cli.status == 0 && cli.stdout.contains("annex-cli tor enable --system"), "\(cli)")
     }
 
-    @Test func systemTorOfAnotherUserIsNotUsed() throws {
-        guard geteuid() == 0 else {
-            print("skipped: starting a tor as another user (nobody) needs root")
-            return
-        }
+    @Test(.enabled(if: geteuid() == 0, "starting a tor as another user (nobody) needs root"))
+    func systemTorOfAnotherUserIsNotUsed() throws {
         let scratch = Scratch("annexd-tmode")
         chmod(scratch.path, 0o711)
         let dir = scratch.path + "/t"

@@ -83,22 +83,8 @@ final class LocalMailboxServer: @unchecked Sendable {  // immutable after init
 
     deinit { kill(pid, SIGTERM) }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
-            }
-        }
-        guard ok else { throw Failure(description: "no free TCP port on 127.0.0.1") }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    /// A port free on 127.0.0.1 when this returns (nothing listens there).
+    static func freePort() throws -> Int { try ClosedLoopbackPort().port }
 
     static func accepts(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -127,7 +113,9 @@ func pythonWormhole(_ server: LocalMailboxServer, _ args: [String]) async throws
     try await runOffPool(["timeout", "60", WormholeReference.wormhole, "--relay-url", server.url] + args)
 }
 
-@Suite(.serialized, .enabled(if: WormholeReference.available, "needs magic-wormhole in .venv (make test creates it)"))
+@Suite(.serialized, .timeLimit(.minutes(5)),
+       .enabled(if: WormholeReference.available, "needs magic-wormhole in .venv (make test creates it)"),
+       .enabled(if: NetworkIsolation.onlyLoopback, NetworkIsolation.why))
 struct WormholeInteropTests {
     /// Non-ASCII and a newline: the CLI prints `repr(text)[1:-1]`, so the newline shows as `\n`.
     static let text = "hello from annexd \u{e9}\u{4e2d}\nline2"

@@ -28,6 +28,9 @@ public struct TransitOptions: Sendable {
     /// Addresses to advertise for the listener; nil = this machine's IPv4 addresses (loopback
     /// only when there is no other), as magic-wormhole does.
     public var advertisedAddresses: [String]?
+    /// The port to advertise instead of the listener's own; nil = the listener's. Only tests
+    /// set it (a direct hint to a closed loopback port, which leads nowhere).
+    public var advertisedPort: Int?
     /// Every outgoing connection goes through this SOCKS5 proxy (then nothing listens).
     public var socks: SOCKSProxy?
     /// How long relays wait when a direct hint exists (magic-wormhole's RELAY_DELAY).
@@ -36,10 +39,12 @@ public struct TransitOptions: Sendable {
     public var timeout: Duration
 
     public init(relay: TransitEndpoint? = nil, listen: Bool = true, advertisedAddresses: [String]? = nil,
-                socks: SOCKSProxy? = nil, relayDelay: Duration = .seconds(2), timeout: Duration = .seconds(120)) {
+                advertisedPort: Int? = nil, socks: SOCKSProxy? = nil, relayDelay: Duration = .seconds(2),
+                timeout: Duration = .seconds(120)) {
         self.relay = relay
         self.listen = listen
         self.advertisedAddresses = advertisedAddresses
+        self.advertisedPort = advertisedPort
         self.socks = socks
         self.relayDelay = relayDelay
         self.timeout = timeout
@@ -368,9 +373,9 @@ final class TransitListener: Sendable {
         return TransitListener(channel: channel, port: channel.localAddress?.port ?? 0)
     }
 
-    /// One hint per address to advertise.
-    func hints(addresses: [String]?) -> [TransitEndpoint] {
-        (addresses ?? Self.localAddresses()).map { TransitEndpoint(host: $0, port: port) }
+    /// One hint per address to advertise (at `port`, else the listener's).
+    func hints(addresses: [String]?, port: Int? = nil) -> [TransitEndpoint] {
+        (addresses ?? Self.localAddresses()).map { TransitEndpoint(host: $0, port: port ?? self.port) }
     }
 
     /// This machine's IPv4 addresses, without 127.0.0.1 unless it is the only one

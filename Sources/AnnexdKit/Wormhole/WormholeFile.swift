@@ -238,7 +238,7 @@ private struct TransitSide {
     static func open(_ role: TransitRole, _ options: TransitOptions) async throws -> TransitSide {
         let race = TransitRace(role: role)
         let listener = options.listen ? try await TransitListener.bind(race: race, group: MultiThreadedEventLoopGroup.singleton) : nil
-        let hints = TransitHints(direct: listener?.hints(addresses: options.advertisedAddresses) ?? [],
+        let hints = TransitHints(direct: listener?.hints(addresses: options.advertisedAddresses, port: options.advertisedPort) ?? [],
                                  relays: options.relay.map { [$0] } ?? [])
         return TransitSide(race: race, listener: listener, hints: hints)
     }
