@@ -43,10 +43,11 @@ public final class Daemon: Sendable {
             settings: .init(stateDir: config.stateDir, systemTorrc: config.systemTorrc, listenerLimits: config.listenerLimits),
             events: events, tor: tor, logger: logger)
         peers = PeerService(repos: repos, creds: creds, events: events)
-        let socks = config
+        // Peers are dialled through --socks if given, else the SOCKS port of the tor in use, else 127.0.0.1:9050.
+        let explicit = config.socksExplicit, fallback = (host: config.socksHost, port: config.socksPort)
         linking = LinkingService(repos: repos, creds: creds, events: events, group: group) {
-            if !socks.socksExplicit, let tor, let s = await tor.socksAddress { return s }
-            return (socks.socksHost, socks.socksPort)
+            if !explicit, let tor, let s = await tor.socksAddress { return s }
+            return fallback
         }
         pairing = PairingService(repos: repos, peers: peers, linking: linking, events: events, wormhole: config.wormhole, tor: tor)
         torEnable = TorEnableService(repos: repos, creds: creds, events: events, runner: config.torHelper)

@@ -109,7 +109,7 @@ public final class RepositoryService: Sendable {
     /// Where peers reach `repo`: its enable-tor address when adopted, else annexd's own onion.
     public func address(of repo: Registry.Repo) throws -> TorAnnexAddress {
         if let a = adopted.withLock({ $0[repo.uuid] }) { return TorAnnexAddress(onion: a.onion, port: a.port) }
-        return TorAnnexAddress(onion: try registry.onionKey(for: repo.uuid).onionAddress, port: repo.port)
+        return try ownAddress(of: repo)
     }
 
     /// annexd's own onion for `repo` (what pairing advertises), whether or not it is adopted.
@@ -147,8 +147,7 @@ public final class RepositoryService: Sendable {
             throw RepositoryError.notAnAnnexRepo(path: path, why: "\(error)")
         }
         let (repo, _, isNew) = try registry.add(annex)
-        let result = try info(repo)
-        guard isNew else { return result }
+        guard isNew else { return try info(repo) }
         do { try startListener(repo) } catch {
             try? registry.remove(repo.uuid)
             throw RepositoryError.cannotServe(path: annex.path, why: "\(error)")

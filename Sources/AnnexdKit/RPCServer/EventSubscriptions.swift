@@ -15,7 +15,7 @@ enum EventSubscriptions {
         }
         if let unknown = params.types?.first(where: { !EventCatalogue.types.contains($0) }) {
             throw RPCError.invalidParams(reason: "unknown_event_type",
-                                         "params.types: \(unknown) is not an event type; docs/API.md lists them (e.g. \(EventCatalogue.all[2].type))",
+                                         "params.types: \(unknown) is not an event type (e.g. \(RepoAdded.type)); docs/API.md lists them all",
                                          details: ["type": .string(unknown)])
         }
         let types = params.types.map(Set.init)

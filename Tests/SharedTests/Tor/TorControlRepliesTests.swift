@@ -116,11 +116,11 @@ private func parse(_ text: String) throws -> TorControlReply {
 
         let problem = TorAsyncEvent(reply: try parse(
             "650 STATUS_CLIENT WARN BOOTSTRAP PROGRESS=14 TAG=handshake SUMMARY=\"Handshaking with a relay\" WARNING=\"DONE\" "
-            + "REASON=DONE COUNT=2 RECOMMENDATION=ignore HOSTID=\"75C0B7A2650BD317CE0FF4EE37DEA093AAD9019B\" HOSTADDR=\"5.45.99.251:8080\"\r\n"))
+            + "REASON=DONE COUNT=2 RECOMMENDATION=ignore HOSTID=\"75C0B7A2650BD317CE0FF4EE37DEA093AAD9019B\" HOSTADDR=\"127.0.0.1:8080\"\r\n"))
         guard case .bootstrap(let w) = problem else { Issue.record("not BOOTSTRAP: \(problem)"); return }
         #expect(w.isProblem && w.progress == 14 && w.tag == "handshake")
         #expect(w.warning == "DONE" && w.reason == "DONE" && w.count == 2 && w.recommendation == "ignore")
-        #expect(w.fields["HOSTADDR"] == "5.45.99.251:8080")
+        #expect(w.fields["HOSTADDR"] == "127.0.0.1:8080")
 
         // GETINFO status/bootstrap-phase gives the same text without STATUS_CLIENT.
         let phase = try TorBootstrapStatus(statusLine: "NOTICE BOOTSTRAP PROGRESS=0 TAG=starting SUMMARY=\"Starting\"")
