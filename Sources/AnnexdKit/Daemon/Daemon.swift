@@ -45,10 +45,11 @@ public final class Daemon: Sendable {
         peers = PeerService(repos: repos, creds: creds, events: events)
         // Peers are dialled through --socks if given, else the SOCKS port of the tor in use, else 127.0.0.1:9050.
         let explicit = config.socksExplicit, fallback = (host: config.socksHost, port: config.socksPort)
-        linking = LinkingService(repos: repos, creds: creds, events: events, group: group) {
+        let dialer = PeerDialer(group: group) {
             if !explicit, let tor, let s = await tor.socksAddress { return s }
             return fallback
         }
+        linking = LinkingService(repos: repos, creds: creds, events: events, dialer: dialer)
         pairing = PairingService(repos: repos, peers: peers, linking: linking, events: events, wormhole: config.wormhole, tor: tor)
         torEnable = TorEnableService(repos: repos, creds: creds, events: events, runner: config.torHelper)
     }

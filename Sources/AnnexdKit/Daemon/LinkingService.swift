@@ -68,17 +68,14 @@ public final class LinkingService: Sendable {
     let repos: RepositoryService
     let creds: CredsStore
     let events: EventLog
-    let group: EventLoopGroup
-    /// Where peers are dialled (tor's SOCKS port).
-    let socks: @Sendable () async -> (host: String, port: Int)
+    /// Reaches peers through tor's SOCKS port.
+    let dialer: PeerDialer
 
-    init(repos: RepositoryService, creds: CredsStore, events: EventLog, group: EventLoopGroup,
-         socks: @escaping @Sendable () async -> (host: String, port: Int)) {
+    init(repos: RepositoryService, creds: CredsStore, events: EventLog, dialer: PeerDialer) {
         self.repos = repos
         self.creds = creds
         self.events = events
-        self.group = group
-        self.socks = socks
+        self.dialer = dialer
     }
 
     /// Parses what `peer.link` was given.
@@ -114,28 +111,21 @@ public final class LinkingService: Sendable {
 
     /// Connects through tor and authenticates; the peer's UUID.
     private func authenticate(_ peer: TorAnnexAddress, token: AuthToken, as uuid: String) async throws(LinkError) -> String {
-        let socks = await socks()
-        let group = self.group
+        let socks = await dialer.socks()
+        let dialer = self.dialer
         // Blocking network work on its own thread, not on the concurrency pool.
         do {
             return try await Blocking.run {
-                let fd: Int32
                 do {
-                    fd = try SOCKSConnector.connect(proxyHost: socks.host, proxyPort: socks.port,
-                                                    host: peer.onion, port: peer.port, group: group)
-                } catch let f as SOCKSConnector.Failure {
-                    throw LinkError.unreachable(reason: f.reason, message: f.description)
-                } catch {
-                    throw LinkError.unreachable(reason: "connect_failed", message: "\(error)")
-                }
-                defer { close(fd) }
-                let client = P2PClient(connection: FDConnection(readFD: fd, writeFD: fd), store: nil)
-                do {
-                    return try client.connect(clientUUID: uuid, token: token.value)
-                } catch P2PClient.ClientError.authFailed {
-                    throw LinkError.authFailed(address: peer.address)
-                } catch {
-                    throw LinkError.protocolError(address: peer.address, why: "\(error)")
+                    let client = try dialer.connect(peer, token: token, as: uuid, store: nil, socksAddress: socks)
+                    defer { client.close() }
+                    return client.serverUUID ?? ""
+                } catch let error as PeerDialer.DialError {
+                    switch error.code {
+                    case "auth_failed": throw LinkError.authFailed(address: peer.address)
+                    case "peer_unreachable": throw LinkError.unreachable(reason: error.reason, message: error.description)
+                    default: throw LinkError.protocolError(address: peer.address, why: error.description)
+                    }
                 }
             }
         } catch let e as LinkError {

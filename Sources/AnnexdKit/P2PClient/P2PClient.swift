@@ -14,15 +14,26 @@ public final class P2PClient {
     public var version: Int { machine.version }
     private var incoming: IncomingContent?
     private var child: ChildProcess?
+    private var fdClosed = false
     /// Fault injection for tests: the connection "breaks" after this many payload bytes arrive.
     var receiveLimit: Int64?
 
     public typealias ClientError = P2PClientMachine.ClientError
 
+    /// Closes the connection's descriptor on `close()` (a socket the client was given to own).
+    private let ownsFD: Bool
+
     /// `store` is the local repository content moves into (get) or out of (put).
-    public init(connection: FDConnection, store: ObjectStore?) {
+    public init(connection: FDConnection, store: ObjectStore?, ownsFD: Bool = false) {
         self.conn = connection
         self.store = store
+        self.ownsFD = ownsFD
+    }
+
+    /// From another thread: breaks the connection, so a request blocked on it fails at once
+    /// (cancel, pause, a stall). The caller still calls `close()`.
+    public func interrupt() {
+        shutdown(conn.readFD, Int32(SHUT_RDWR))
     }
 
     /// Runs `command` (e.g. `git-annex-shell p2pstdio DIR UUID`, or `annexd p2p-stdio DIR`) and talks to it.
@@ -114,6 +125,10 @@ public final class P2PClient {
             child.closeStdin()
             child.closeStdout()
             child.wait()
+        }
+        if ownsFD && !fdClosed {
+            fdClosed = true
+            Glibc.close(conn.readFD)
         }
         machine.closed()
     }

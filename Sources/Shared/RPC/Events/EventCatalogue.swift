@@ -35,6 +35,8 @@ public enum EventCatalogue {
         PeerInvited.descriptor, PeerRevoked.descriptor, PeerAccessChanged.descriptor,
         PeerConnected.descriptor, PeerAuthFailed.descriptor, PeerLinked.descriptor, PeerUnlinked.descriptor,
         ContentReceived.descriptor, ContentSent.descriptor, ContentRemoved.descriptor,
+        TransferQueued.descriptor, TransferStarted.descriptor, TransferProgress.descriptor, TransferPaused.descriptor,
+        TransferResumed.descriptor, TransferFinished.descriptor, TransferFailed.descriptor, TransferCanceled.descriptor,
         PairCode.descriptor, PairProgress.descriptor, PairSucceeded.descriptor, PairFailed.descriptor,
         TorConnected.descriptor, TorDisconnected.descriptor, TorBootstrap.descriptor,
         TorControlSocketEnabled.descriptor, TorHiddenServiceEnabled.descriptor,

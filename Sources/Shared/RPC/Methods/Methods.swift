@@ -224,6 +224,8 @@ public enum AnnexdAPI {
         EventsSubscribe.self,
         TorStatusMethod.self, TorEnableSystem.self,
         PairStart.self, PairSubmit.self, PairCancel.self,
+        TransferStart.self, TransferList.self, TransferGet.self,
+        TransferPause.self, TransferResume.self, TransferCancel.self, TransferRetry.self,
     ]
 
     /// OpenRPC extensions: `x-events`, the event catalogue.
