@@ -22,6 +22,8 @@ public final class Daemon: Sendable {
     public let repos: RepositoryService
     public let peers: PeerService
     public let linking: LinkingService
+    /// Reaches tor-annex remotes (linking, transfers, drops).
+    public let dialer: PeerDialer
     public let pairing: PairingService
     public let torEnable: TorEnableService
     private let started = Date()
@@ -45,7 +47,7 @@ public final class Daemon: Sendable {
         peers = PeerService(repos: repos, creds: creds, events: events)
         // Peers are dialled through --socks if given, else the SOCKS port of the tor in use, else 127.0.0.1:9050.
         let explicit = config.socksExplicit, fallback = (host: config.socksHost, port: config.socksPort)
-        let dialer = PeerDialer(group: group) {
+        dialer = PeerDialer(group: group) {
             if !explicit, let tor, let s = await tor.socksAddress { return s }
             return fallback
         }
