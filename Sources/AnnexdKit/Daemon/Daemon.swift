@@ -26,6 +26,7 @@ public final class Daemon: Sendable {
     public let dialer: PeerDialer
     public let pairing: PairingService
     public let torEnable: TorEnableService
+    public let transfers: TransferService
     private let started = Date()
     private let shutdownRequest = Mutex<@Sendable () -> Void>({})
 
@@ -54,6 +55,7 @@ public final class Daemon: Sendable {
         linking = LinkingService(repos: repos, creds: creds, events: events, dialer: dialer)
         pairing = PairingService(repos: repos, peers: peers, linking: linking, events: events, wormhole: config.wormhole, tor: tor)
         torEnable = TorEnableService(repos: repos, creds: creds, events: events, runner: config.torHelper)
+        transfers = TransferService(repos: repos, linking: linking, dialer: dialer, events: events, stateDir: config.stateDir, logger: logger)
     }
 
     /// Asks the process to shut down (`daemon.shutdown`); set by whoever runs the lifecycle.
