@@ -81,23 +81,37 @@ enum AnnexQueries {
     }
 
     /// True when `file` (relative to the repository) is an unlocked file whose work-tree copy is
-    /// still a pointer (`/annex/objects/KEY`), so a get must populate it.
-    static func isUnpopulatedPointer(_ file: String, in annex: AnnexRepo) -> Bool {
+    /// still the pointer to `key` (`/annex/objects/KEY`), so a get must populate it.
+    static func isUnpopulatedPointer(_ file: String, key: AnnexKey, in annex: AnnexRepo) -> Bool {
         guard !annex.isBare else { return false }
         let path = annex.path + "/" + file
         var st = stat()
         guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size < 1024,
               let head = FileManager.default.contents(atPath: path) else { return false }
-        return head.starts(with: Array("/annex/objects/".utf8))
+        let text = String(decoding: head, as: UTF8.self).trimmingCharacters(in: .newlines)
+        return text == "/annex/objects/" + key.serialized
     }
 
-    /// Populates unlocked files with their content now present, as `git annex get` does
-    /// (`git annex fix` does exactly that for pointer files).
-    static func populate(_ files: [String], in annex: AnnexRepo) throws {
-        guard !files.isEmpty else { return }
-        let r = try Command.run(["git", "annex", "fix", "--quiet", "--"] + files, cwd: annex.path)
-        if r.status != 0 {
-            throw QueryError(code: "io_error", description: "git annex fix could not populate \(files.count) unlocked file(s): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+    /// Populates an unlocked file with its content, now present, as `git annex get` does: a copy
+    /// of the object (keeping the file's mode) replaces the pointer atomically, then git's index
+    /// is refreshed (git-annex's clean filter sees the same key, so only stat data changes).
+    /// (`git annex fix` and `smudge --update` do not do it right after a pull, before git-annex
+    /// has caught up with the index.)
+    static func populate(_ file: String, key: AnnexKey, object: String, in annex: AnnexRepo) throws {
+        let path = annex.path + "/" + file
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        let tmp = Posix.dirname(path) + "/.annexd-populate-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try FileManager.default.copyItem(atPath: object, toPath: tmp)
+            chmod(tmp, st.st_mode & 0o7777)
+            // Still the pointer (the user may have written to it meanwhile)?
+            guard isUnpopulatedPointer(file, key: key, in: annex) else { unlink(tmp); return }
+            guard rename(tmp, path) == 0 else { throw SystemError("rename into", path: path) }
+        } catch {
+            unlink(tmp)
+            throw QueryError(code: "io_error", description: "could not populate the unlocked file \(file): \(error)")
         }
+        _ = try? Command.run(["git", "update-index", "-q", "--refresh", "--", file], cwd: annex.path)
     }
 }

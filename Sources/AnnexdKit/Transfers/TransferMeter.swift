@@ -2,7 +2,8 @@ import Foundation
 import Synchronization
 
 /// A token bucket shared by the transfers it limits (all downloads, or one peer's uploads…).
-/// The rate changes at run time; 0 means no limit. Callers sleep outside the lock.
+/// The rate changes at run time; 0 means no limit. Callers sleep outside the lock, after
+/// moving bytes (`consume`), never holding it.
 final class RateLimiter: Sendable {
     private struct Bucket {
         var rate: Double
@@ -20,26 +21,24 @@ final class RateLimiter: Sendable {
         set { bucket.withLock { $0.rate = Double(newValue); $0.tokens = 0; $0.last = Self.now() } }
     }
 
-    /// Takes up to `want` bytes' worth of tokens, waiting until at least one slice is available.
-    /// Slices are small (a tenth of a second's worth) so a limit holds evenly.
-    func take(_ want: Int) -> Int {
-        while true {
-            let (granted, wait) = bucket.withLock { b -> (Int, Double) in
-                guard b.rate > 0 else { return (want, 0) }
-                let now = Self.now()
-                // At most a quarter second of burst.
-                b.tokens = min(b.tokens + (now - b.last) * b.rate, b.rate / 4)
-                b.last = now
-                let slice = max(1, min(want, Int(b.rate / 10)))
-                if b.tokens >= Double(slice) {
-                    b.tokens -= Double(slice)
-                    return (slice, 0)
-                }
-                return (0, (Double(slice) - b.tokens) / b.rate)
-            }
-            if granted > 0 { return granted }
-            Thread.sleep(forTimeInterval: min(wait, 0.25))
+    /// How much to move at once: a tenth of a second's worth, so the limit holds evenly.
+    func chunk(_ want: Int) -> Int {
+        let rate = bucket.withLock { $0.rate }
+        return rate > 0 ? max(1, min(want, Int(rate / 10))) : want
+    }
+
+    /// Counts `n` bytes that moved; when they overdrew the bucket, waits until it is even again.
+    /// (Charging after the fact counts what really moved: a read may return less than asked.)
+    func consume(_ n: Int) {
+        let wait = bucket.withLock { b -> Double in
+            guard b.rate > 0 else { return 0 }
+            let now = Self.now()
+            // At most a quarter second of burst.
+            b.tokens = min(b.tokens + (now - b.last) * b.rate, b.rate / 4) - Double(n)
+            b.last = now
+            return b.tokens < 0 ? -b.tokens / b.rate : 0
         }
+        if wait > 0 { Thread.sleep(forTimeInterval: wait) }
     }
 
     static func now() -> Double {
@@ -64,9 +63,7 @@ final class TransferMeter: PayloadMeter, Sendable {
     init(limiters: [RateLimiter]) { self.limiters = limiters }
 
     func admit(_ want: Int) -> Int {
-        var n = want
-        for l in limiters { n = min(n, l.take(n)) }
-        return n
+        limiters.reduce(want) { min($0, $1.chunk($0)) }
     }
 
     func moved(_ count: Int) {
@@ -75,6 +72,7 @@ final class TransferMeter: PayloadMeter, Sendable {
             $0.moved += Int64(count)
             $0.lastMove = RateLimiter.now()
         }
+        for l in limiters { l.consume(count) }
     }
 
     /// Bytes moved since the meter was made.

@@ -173,8 +173,9 @@ struct TransferWorker {
 
     /// After a get: fills the work-tree copy of an unlocked file, as `git annex get` does.
     private func populateIfUnlocked() -> TransferFailure? {
-        guard let file, AnnexQueries.isUnpopulatedPointer(file, in: annex) else { return nil }
-        do { try AnnexQueries.populate([file], in: annex) } catch {
+        guard let file, AnnexQueries.isUnpopulatedPointer(file, key: key, in: annex),
+              let object = store.contentPath(key) else { return nil }
+        do { try AnnexQueries.populate(file, key: key, object: object, in: annex) } catch {
             return TransferFailure(code: "io_error", message: "\(error)")
         }
         return nil
