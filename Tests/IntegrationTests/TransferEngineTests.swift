@@ -76,7 +76,7 @@ import Testing
     /// Pause stops an active get keeping its partial, resume finishes it from there; cancel ends
     /// it; a bandwidth limit holds and changes while running; progress comes once a second.
     @Test func pauseResumeCancelAndBandwidth() throws {
-        let f = try TransferFixture(files: ["big": 24 << 20, "other": 8 << 20])
+        let f = try TransferFixture(files: ["big": 64 << 20, "other": 8 << 20])
         _ = try f.daemon.process.call("settings.set", ["download_limit": .int(2 << 20)])
         let t = try f.start("get", paths: ["big"])
         let id = t[0]["id"]!.stringValue!
