@@ -88,7 +88,7 @@ import Shared
         let t = AnnexTransfer(.download, remoteUUID: s.serverUUID, key: s.key)
         for lock in s.log.lockFiles(t) { try Posix.makeDirectories(Posix.dirname(lock)) }
         let holder = try LockHolder(lockFiles: s.log.lockFiles(t))
-        try TransferLog.write(TransferInfo.startingNow(file: "f.bin").serialized, to: s.log.infoFile(t))
+        try TransferLog.write(AnnexTransferInfo.startingNow(file: "f.bin").serialized, to: s.log.infoFile(t))
         #expect(Self.isInProgress { try s.log.begin(.download, remoteUUID: s.serverUUID, key: s.key, file: nil) })
         #expect(try s.transfersInProgress().count == 1)
 
@@ -101,7 +101,7 @@ import Shared
 
         // Nor do stale ones block a stock get.
         let again = try LockHolder(lockFiles: s.log.lockFiles(t))
-        try TransferLog.write(TransferInfo.startingNow(file: "f.bin").serialized, to: s.log.infoFile(t))
+        try TransferLog.write(AnnexTransferInfo.startingNow(file: "f.bin").serialized, to: s.log.infoFile(t))
         again.stop()
         try sh("git annex get f.bin", in: s.client, annex: annex)
         #expect(s.hasContent)

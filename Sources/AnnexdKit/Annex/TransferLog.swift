@@ -101,7 +101,7 @@ public struct TransferLog: Sendable {
                     let t = AnnexTransfer(direction, remoteUUID: uuid, key: key)
                     guard let pid = lockFiles(t).lazy.compactMap({ TransferLockTable.shared.holder(of: $0) }).first,
                           let text = try? String(contentsOfFile: dir + "/" + uuid + "/" + name, encoding: .utf8),
-                          let info = TransferInfo(parsing: text, pid: pid) else { continue }
+                          let info = AnnexTransferInfo(parsing: text, pid: pid) else { continue }
                     out.append(TransferRecord(transfer: t, info: info))
                 }
             }
@@ -117,7 +117,7 @@ public struct TransferLog: Sendable {
             return Self.names(in: dir).compactMap { name in
                 guard let key = HashDirs.fileKey(name),
                       let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8),
-                      let info = TransferInfo(parsing: text) else { return nil }
+                      let info = AnnexTransferInfo(parsing: text) else { return nil }
                 return TransferRecord(transfer: AnnexTransfer(direction, remoteUUID: remoteUUID, key: key), info: info)
             }
         }
@@ -138,12 +138,12 @@ public struct TransferLog: Sendable {
     /// A running transfer: its locks are held until `finish`.
     public final class Active: Sendable {
         public let transfer: AnnexTransfer
-        let startInfo: TransferInfo
+        let startInfo: AnnexTransferInfo
         private let log: TransferLog
         private let locks: [String]
         private let state = Mutex<(finished: Bool, lastWrite: ContinuousClock.Instant?)>((false, nil))
 
-        fileprivate init(log: TransferLog, transfer: AnnexTransfer, locks: [String], info: TransferInfo) {
+        fileprivate init(log: TransferLog, transfer: AnnexTransfer, locks: [String], info: AnnexTransferInfo) {
             self.log = log
             self.transfer = transfer
             self.locks = locks

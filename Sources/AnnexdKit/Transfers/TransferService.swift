@@ -269,6 +269,7 @@ public final class TransferService: Sendable {
             let stage = handle.stage.withLock { $0 }
             let moved = handle.meter.moved
             let rate = handle.meter.sampleRate()
+            handle.record.withLock { $0 }?.progress(bytes: stage.offset + moved)
             if stall > 0, stage.inData, handle.meter.idle > stall {
                 handle.interrupt(TransferFailure(code: "stalled", message: "no data moved for \(Int(stall)) s (annex.stalldetection); the partial is kept and the transfer retries"))
             }

@@ -16,6 +16,8 @@ final class RunningTransfer: Sendable {
     private let client = Mutex<P2PClient?>(nil)
     /// Where the current DATA started (a resume's offset), and whether it is being verified.
     let stage = Mutex<(offset: Int64, verifying: Bool, inData: Bool)>((0, false, false))
+    /// git-annex's record of the transfer (.git/annex/transfer/…), for its byte count.
+    let record = Mutex<TransferLog.Active?>(nil)
 
     init(id: String, meter: TransferMeter) {
         self.id = id
@@ -92,6 +94,27 @@ struct TransferWorker {
         if direction == .put && !store.isPresent(key) {
             return TransferFailure(code: "not_present", message: "\(describe) is not present in \(annex.path): get it first")
         }
+        let record: TransferLog.Active
+        do {
+            record = try TransferLog(repo: annex).begin(direction == .get ? .download : .upload, remoteUUID: peer.uuid, key: key, file: file)
+        } catch TransferLogError.inProgress {
+            return TransferFailure(code: "in_progress", message: "git-annex (or another annexd transfer) is already transferring \(describe); this one waits and tries again")
+        } catch {
+            return TransferFailure(code: "io_error", message: "\(error)")
+        }
+        running.record.withLock { $0 = record }
+        let failure = transfer(running)
+        running.record.withLock { $0 = nil }
+        if failure == nil || !TransferQueue.retryable.contains(failure!.code) && failure!.code != "paused" && failure!.code != "canceled" && failure!.code != "shutdown" {
+            // Recorded as git-annex does: a failure in failed/ (git annex get --failed finds it).
+            try? record.finish(success: failure == nil)
+        } else {
+            record.abandon()
+        }
+        return failure
+    }
+
+    private func transfer(_ running: RunningTransfer) -> TransferFailure? {
         guard let token = PeerDialer.token(annex, onion: address.onion) else {
             return TransferFailure(code: "auth_failed", message: "no token for \(address.address) in \(annex.path)/.git/annex/creds: link the peer again (annex-cli remote add, or git annex p2p --link)")
         }

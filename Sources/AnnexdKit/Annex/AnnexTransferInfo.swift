@@ -41,7 +41,7 @@ public struct AnnexTransfer: Hashable, Sendable, CustomStringConvertible {
 /// Haskell shows a POSIXTime (`1796460704.876369057s`) and, once known, a space and
 /// the bytes done; then the associated file (empty for none). On unix the pid is
 /// not stored: readers ask the lock.
-public struct TransferInfo: Equatable, Sendable {
+public struct AnnexTransferInfo: Equatable, Sendable {
     /// Seconds since the epoch, as written (`1796460704.876369057s`).
     public var started: String?
     public var bytesComplete: Int64?
@@ -59,8 +59,8 @@ public struct TransferInfo: Equatable, Sendable {
     }
 
     /// A transfer starting now.
-    public static func startingNow(file: String?) -> TransferInfo {
-        TransferInfo(started: showPOSIXTime(now()), file: file)
+    public static func startingNow(file: String?) -> AnnexTransferInfo {
+        AnnexTransferInfo(started: showPOSIXTime(now()), file: file)
     }
 
     public var serialized: String {
@@ -117,5 +117,5 @@ public struct TransferInfo: Equatable, Sendable {
 /// A transfer and what its information file says.
 public struct TransferRecord: Equatable, Sendable {
     public var transfer: AnnexTransfer
-    public var info: TransferInfo
+    public var info: AnnexTransferInfo
 }
