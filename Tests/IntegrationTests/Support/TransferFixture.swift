@@ -15,6 +15,8 @@ final class TransferFixture {
     let daemon: Annexd
     /// The annexd serving the server repository (another process, so it can die on its own).
     var serving: Annexd?
+    /// Or stock git-annex serving it.
+    var stock: StockRemotedaemon?
     let annex: TestEnvironment.GitAnnex
     var root: String { daemon.scratch.path }
     var server: String { root + "/server" }
@@ -32,15 +34,20 @@ final class TransferFixture {
         script += "git annex add -q . && git commit -qm files\n"
         script += "cd .. && git clone -q server client && cd client && git annex init -q client\n"
         try sh(script, in: root, annex: annex)
+        let address: String
         if serveWithAnnexd {
             let s = try Annexd(net: net)
             serving = s
             let info = try s.json("repo add \(server)")
             try net.map("\(info["onion"]!.stringValue!):\(info["port"]!.intValue!)", to: info["socket"]!.stringValue!)
-            let address = try #require(try s.json("invite --repo \(server) --name client")["address"]?.stringValue)
-            _ = try daemon.json("repo add \(client)")
-            _ = try daemon.process.call("peer.link", ["repo": .string(client), "name": "peer", "address": .string(address)])
+            address = try #require(try s.json("invite --repo \(server) --name client")["address"]?.stringValue)
+        } else {
+            let rd = try StockRemotedaemon(repo: server, scratch: root, net: net, annex: annex)
+            stock = rd
+            address = rd.address
         }
+        _ = try daemon.json("repo add \(client)")
+        _ = try daemon.process.call("peer.link", ["repo": .string(client), "name": "peer", "address": .string(address)])
     }
 
     func key(_ file: String, in repo: String? = nil) throws -> String {
