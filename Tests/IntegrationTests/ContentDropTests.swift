@@ -159,20 +159,27 @@ import Testing
     /// annexd drops repoA's copy while stock `git annex drop` drops repoB's: the last two copies.
     /// Whatever the interleaving, at least one copy must remain.
     @Test func racingAStockDropNeverLeavesZeroCopies() throws {
-        let rounds = 6
-        let files = (0..<rounds).map { "race\($0)" }
+        // annexd reads numcopies, trust and the log (a few git-annex runs) before it locks,
+        // and stock git-annex takes a while to start: delaying one side or the other moves
+        // annexd's locking from before stock's drop, through the middle, to after it.
+        let annexdDelayMs = [-1200, -700, -400, -300, -200, -180, -160, -150, -140, -130, -120, -100, 0, 200]
+        let files = annexdDelayMs.indices.map { "race\($0)" }
         let p = try Pair(files: files)
         var outcomes: [String] = []
         for (i, file) in files.enumerated() {
-            let key = try p.key(file)
+            let key = try p.key(file), delay = annexdDelayMs[i]
             let stock = Thread.detachedResult {
-                try p.net.run("git annex drop \(file) 2>&1; true", in: p.repoB, annex: p.annex)
+                usleep(useconds_t(max(0, -delay) * 1000))
+                return try p.net.run("git annex drop \(file) 2>&1; true", in: p.repoB, annex: p.annex)
             }
-            usleep(useconds_t(i * 60_000))
-            let ours = try p.drop(on: p.a, repo: p.repoA, keys: [key])
+            let annexd = Thread.detachedResult {
+                usleep(useconds_t(max(0, delay) * 1000))
+                return try p.drop(on: p.a, repo: p.repoA, keys: [key])
+            }
+            let ours = try annexd.wait()
             let stockOut = try stock.wait()
             let inA = try p.has(p.repoA, file), inB = try p.has(p.repoB, file)
-            outcomes.append("\(file): annexd \(ours.first?["dropped"]?.boolValue == true ? "dropped" : Self.code(ours.first) ?? "?"), stock \(stockOut.contains(" ok") ? "dropped" : "refused"); A \(inA) B \(inB)")
+            outcomes.append("\(file): annexd \(ours.first?["dropped"]?.boolValue == true ? "dropped" : String(Self.message(ours.first).dropFirst(90).prefix(120))), stock \(stockOut.contains(" ok") ? "dropped" : "refused"); A \(inA) B \(inB)")
             #expect(inA || inB, "zero copies of \(file): annexd \(ours), stock:\n\(stockOut)")
         }
         print(outcomes.joined(separator: "\n"))
