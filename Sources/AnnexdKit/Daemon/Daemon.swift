@@ -27,6 +27,8 @@ public final class Daemon: Sendable {
     public let pairing: PairingService
     public let torEnable: TorEnableService
     public let transfers: TransferService
+    /// content.drop: drops with git-annex's numcopies/mincopies safety.
+    public let drops: DropService
     private let started = Date()
     private let shutdownRequest = Mutex<@Sendable () -> Void>({})
 
@@ -56,6 +58,7 @@ public final class Daemon: Sendable {
         pairing = PairingService(repos: repos, peers: peers, linking: linking, events: events, wormhole: config.wormhole, tor: tor)
         torEnable = TorEnableService(repos: repos, creds: creds, events: events, runner: config.torHelper)
         transfers = TransferService(repos: repos, linking: linking, dialer: dialer, events: events, stateDir: config.stateDir, logger: logger)
+        drops = DropService(repos: repos, linking: linking, dialer: dialer)
     }
 
     /// Asks the process to shut down (`daemon.shutdown`); set by whoever runs the lifecycle.

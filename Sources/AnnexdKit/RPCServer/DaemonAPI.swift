@@ -52,6 +52,9 @@ enum DaemonAPI {
             try pairing.cancel(id: p.id)
             return RPCEmptyResult()
         }
+        d.on(ContentDrop.self) { p, _ in
+            ContentDrop.Result(results: try await daemon.drops.drop(try repos.lookup(p.repo), paths: p.paths ?? [], keys: p.keys ?? [], from: p.from))
+        }
         registerTransfers(&d, daemon.transfers)
         return d
     }

@@ -227,6 +227,7 @@ public enum AnnexdAPI {
         TransferStart.self, TransferList.self, TransferGet.self,
         TransferPause.self, TransferResume.self, TransferCancel.self, TransferRetry.self,
         SettingsGet.self, SettingsSet.self,
+        ContentDrop.self,
     ]
 
     /// OpenRPC extensions: `x-events`, the event catalogue.
