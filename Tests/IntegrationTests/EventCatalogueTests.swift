@@ -15,6 +15,12 @@ import Testing
                                socket: "/run/annexd/p2p/4f1c8a52.sock", peers: 1)
 
     /// One of each kind.
+    /// A transfer with every optional field set, and one with none.
+    static let transfer = TransferInfo(id: "t0123456789abcdef", repo: "/r", direction: .get,
+                                       peer: TransferPeer(uuid: "u", name: "nas"), key: "SHA256E-s1--00", file: "a b.jpg",
+                                       size: 1, state: .failed, bytes: 1, resumedFrom: 1, rate: 2.5, eta: 3, attempt: 2,
+                                       nextRetry: 1e9, error: TransferFailure(code: "stalled", message: "m"), queuedAt: 1e9)
+    static let bare = TransferInfo(id: "t1", repo: "/r", direction: .put, peer: nil, key: "K", file: nil, size: nil, queuedAt: 0)
     static let samples: [any AnnexdEvent] = [
         DaemonStopping(), EventSnapshot(repos: [info], connections: 2),
         RepoAdded(info), RepoRemoved(repo: repo), RepoFailed(repo: repo, error: "gone"),
@@ -23,6 +29,10 @@ import Testing
         PeerConnected(repo: repo, clientUUID: "c"), PeerAuthFailed(repo: repo, clientUUID: "c"),
         PeerLinked(repo: repo, remote: "laptop", remoteUUID: "u", address: info.address), PeerUnlinked(repo: repo, remote: "laptop"),
         ContentReceived(repo: repo, key: "SHA256E-s1--00"), ContentSent(repo: repo, key: "SHA256E-s1--00"),
+        TransferQueued(repo: repo, transfer: transfer), TransferStarted(repo: repo, transfer: transfer),
+        TransferProgress(repo: repo, transfers: [transfer, bare]), TransferPaused(repo: repo, transfer: bare),
+        TransferResumed(repo: repo, transfer: transfer), TransferFinished(repo: repo, transfer: transfer),
+        TransferFailed(repo: repo, transfer: transfer), TransferCanceled(repo: repo, transfer: bare),
         ContentRemoved(repo: repo, key: "SHA256E-s1--00"),
         PairCode(repo: repo, pairing: "p", name: "peer1", code: "7-guitarist-revenge"),
         PairProgress(repo: repo, pairing: "p", stage: "exchanging", message: "m"),
