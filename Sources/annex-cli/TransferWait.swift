@@ -162,17 +162,14 @@ struct TransferWaiter {
     }
 
     private mutating func handle(_ n: RPCNotification) throws -> Stop? {
-        if n.method == "event.overflow" {
-            return .overflow(resumeFrom: Int(n.params?["resume_from"]?.intValue ?? 0))
+        let step: TransferWatch.Step
+        do { step = try watch.take(n) } catch let e as TransferWatch.UnreadableEvent { throw RPCClient.Failure.io(e.description) }
+        switch step {
+        case .event(let params, let changed): output.event(params, changed: changed, watch)
+        case .overflow(let from): return .overflow(resumeFrom: from)
+        case .daemonStopping: return .daemonStopping
+        case .other: break
         }
-        guard n.method == "event", let params = n.params, let type = params["type"]?.stringValue else { return nil }
-        if type == DaemonStopping.type { return .daemonStopping }
-        guard type.hasPrefix("transfer.") else { return nil }
-        let changed: [TransferInfo]
-        do { changed = try watch.apply(event: params) } catch {
-            throw RPCClient.Failure.io("annexd sent a \(type) event annex-cli cannot read (\(error)); are annexd and annex-cli the same version?")
-        }
-        output.event(params, changed: changed, watch)
         return nil
     }
 }

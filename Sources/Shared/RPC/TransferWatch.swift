@@ -72,6 +72,40 @@ public struct TransferWatch: Sendable, Equatable {
         try Self.transfers(inEvent: params).filter { update($0) }
     }
 
+    /// What one notification means to a client following transfers (subscribed to
+    /// `eventTypes` and daemon.stopping).
+    public enum Step: Equatable, Sendable {
+        /// A transfer event: its params as is, and the watched transfers whose state changed.
+        case event(JSONValue, changed: [TransferInfo])
+        /// The client fell behind: resubscribe with `since: resumeFrom` to continue.
+        case overflow(resumeFrom: Int)
+        case daemonStopping
+        /// Nothing about transfers (the snapshot, other notifications).
+        case other
+    }
+
+    /// A transfer event this client cannot read (a daemon of another version).
+    public struct UnreadableEvent: Error, CustomStringConvertible {
+        public let type: String
+        public let problem: String
+        public var description: String {
+            "annexd sent a \(type) event annex-cli cannot read (\(problem)); are annexd and annex-cli the same version?"
+        }
+    }
+
+    /// Takes in one notification.
+    public mutating func take(_ n: RPCNotification) throws -> Step {
+        if n.method == "event.overflow" {
+            return .overflow(resumeFrom: Int(n.params?["resume_from"]?.intValue ?? 0))
+        }
+        guard n.method == "event", let params = n.params, let type = params["type"]?.stringValue else { return .other }
+        if type == DaemonStopping.type { return .daemonStopping }
+        guard type.hasPrefix("transfer.") else { return .other }
+        do { return .event(params, changed: try apply(event: params)) } catch {
+            throw UnreadableEvent(type: type, problem: "\(error)")
+        }
+    }
+
     /// Takes in a newer view of a transfer; true when its state changed (a new state, a new
     /// attempt, or a retry planned or dropped). Events may arrive after the answer that already
     /// reflects them, so a settled transfer does not go back to an unsettled state of the same

@@ -117,3 +117,65 @@ let unreachable = TransferFailure(code: "peer_unreachable", message: "nas did no
         }
     }
 }
+
+@Suite struct TransferWatchStepTests {
+    @Test func notificationsOnAFollowingConnection() throws {
+        var w = TransferWatch([transfer("a", .queued)])
+        let started = eventParams(TransferStarted(repo: repoR, transfer: transfer("a", .active)), id: 7)
+        #expect(try w.take(.event(started.objectValue!)) == .event(started, changed: [transfer("a", .active)]))
+        let progress = eventParams(TransferProgress(repo: repoR, transfers: [transfer("a", .active, bytes: 10)]), id: 8)
+        #expect(try w.take(.event(progress.objectValue!)) == .event(progress, changed: []))
+        #expect(w.transfers["a"]?.bytes == 10)
+        let snapshot = RPCNotification.event(["id": 6, "type": "snapshot", "repos": [], "connections": 0])
+        #expect(try w.take(snapshot) == .other)
+        #expect(try w.take(.event(["id": 9, "type": "daemon.stopping"])) == .daemonStopping)
+        let overflow = RPCNotification(method: "event.overflow", params: ["resume_from": 8, "boot": "b", "message": "behind"])
+        #expect(try w.take(overflow) == .overflow(resumeFrom: 8))
+        #expect(try w.take(RPCNotification(method: "something.else")) == .other)
+    }
+
+    @Test func anUnreadableTransferEventSaysWhy() throws {
+        var w = TransferWatch([transfer("a", .queued)])
+        let bad = RPCNotification.event(["id": 3, "type": "transfer.finished", "transfer": ["id": "a", "state": "teleported"]])
+        let error = try #require(throws: TransferWatch.UnreadableEvent.self) { try w.take(bad) }
+        #expect(error.description.hasPrefix("annexd sent a transfer.finished event annex-cli cannot read ("))
+        #expect(error.description.hasSuffix("); are annexd and annex-cli the same version?"))
+    }
+
+    /// A whole get as the daemon would report it, in order: two files, one retried once and
+    /// then failing for good; the watch settles exactly at the last event, and fails.
+    @Test func aWholeSequenceSettlesAtItsLastEvent() throws {
+        var w = TransferWatch([transfer("a", .queued), transfer("b", .queued, file: "b.jpg")])
+        let events: [any AnnexdEvent] = [
+            TransferStarted(repo: repoR, transfer: transfer("a", .active)),
+            TransferStarted(repo: repoR, transfer: transfer("b", .active, file: "b.jpg")),
+            TransferProgress(repo: repoR, transfers: [transfer("a", .active, bytes: 1000), transfer("b", .active, file: "b.jpg", bytes: 5)]),
+            TransferFailed(repo: repoR, transfer: transfer("b", .failed, file: "b.jpg", nextRetry: 1030, error: unreachable)),
+            TransferFinished(repo: repoR, transfer: transfer("a", .done, bytes: 2_000_000)),
+            TransferStarted(repo: repoR, transfer: transfer("b", .active, file: "b.jpg", attempt: 2)),
+            TransferFailed(repo: repoR, transfer: transfer("b", .failed, file: "b.jpg", attempt: 2, error: unreachable)),
+        ]
+        var settledAt: [Bool] = []
+        var lines: [String] = []
+        for (i, e) in events.enumerated() {
+            guard case .event(_, let changed) = try w.take(.event(eventObject(e, id: Int64(i + 1)))) else { Issue.record("not an event"); return }
+            lines += changed.map { TransferRendering.line($0, now: 1000) }
+            settledAt.append(w.isSettled)
+        }
+        #expect(settledAt == [false, false, false, false, false, false, true])
+        #expect(lines == [
+            "get photos/a.jpg from nas: started",
+            "get b.jpg from nas: started",
+            "get b.jpg from nas: failed: nas did not answer over tor (peer_unreachable); retrying in 30s",
+            "get photos/a.jpg from nas: done (1.9 MiB)",
+            "get b.jpg from nas: started (attempt 2)",
+            "get b.jpg from nas: failed: nas did not answer over tor (peer_unreachable)",
+        ])
+        #expect(w.outcome.exitStatus == 1 && w.outcome.done.map(\.id) == ["a"] && w.outcome.failed.map(\.id) == ["b"])
+    }
+}
+
+func eventObject(_ e: any AnnexdEvent, id: Int64) -> JSONObject {
+    func open<E: AnnexdEvent>(_ e: E) -> JSONObject { eventParams(e, id: id).objectValue! }
+    return open(e)
+}
