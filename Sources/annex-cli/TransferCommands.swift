@@ -183,30 +183,31 @@ struct TransferSelectionOptions: ParsableArguments {
     }
 }
 
-struct Cancel: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cancel transfers (a get keeps what it received, so getting again resumes).")
-    @OptionGroup var common: CommonOptions
-    @OptionGroup var selection: TransferSelectionOptions
-    func run() throws { try selection.act(TransferCancel.self, common, done: "canceled") }
+/// cancel, pause, resume and retry: one command each, over their method.
+protocol TransferActionMethod: RPCMethod where Params == TransferSelection, Result == TransferListResult {
+    static var commandName: String { get }
+    static var abstract: String { get }
+    /// What happened to the transfers, for the answer: "canceled 2 transfers".
+    static var done: String { get }
 }
 
-struct Pause: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Pause queued or active transfers.")
+struct TransferAction<Method: TransferActionMethod>: ParsableCommand {
+    static var configuration: CommandConfiguration { CommandConfiguration(commandName: Method.commandName, abstract: Method.abstract) }
     @OptionGroup var common: CommonOptions
     @OptionGroup var selection: TransferSelectionOptions
-    func run() throws { try selection.act(TransferPause.self, common, done: "paused") }
+    func run() throws { try selection.act(Method.self, common, done: Method.done) }
 }
 
-struct Resume: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Resume paused transfers.")
-    @OptionGroup var common: CommonOptions
-    @OptionGroup var selection: TransferSelectionOptions
-    func run() throws { try selection.act(TransferResume.self, common, done: "resumed") }
+extension TransferCancel: TransferActionMethod {
+    static let commandName = "cancel", done = "canceled"
+    static let abstract = "Cancel transfers (a get keeps what it received, so getting again resumes)."
 }
-
-struct Retry: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Retry failed or canceled transfers now.")
-    @OptionGroup var common: CommonOptions
-    @OptionGroup var selection: TransferSelectionOptions
-    func run() throws { try selection.act(TransferRetry.self, common, done: "queued again") }
+extension TransferPause: TransferActionMethod {
+    static let commandName = "pause", done = "paused", abstract = "Pause queued or active transfers."
+}
+extension TransferResume: TransferActionMethod {
+    static let commandName = "resume", done = "resumed", abstract = "Resume paused transfers."
+}
+extension TransferRetry: TransferActionMethod {
+    static let commandName = "retry", done = "queued again", abstract = "Retry failed or canceled transfers now."
 }
