@@ -53,6 +53,11 @@ struct TransferStartOptions: ParsableArguments {
     @Flag(help: "Return once the transfers are queued, without waiting for them.") var noWait = false
     @Argument(help: "Annexed files or directories (relative to the current directory, or absolute).") var paths: [String]
 
+    static let discussion = "Paths are relative to the current directory, as with git-annex (from outside the repository, "
+        + "with --repo: relative to its top). On a terminal, a progress line per file is redrawn in place; otherwise one line "
+        + "per change; --json prints each transfer event as a JSON line, then a summary line. annexd owns the transfers: "
+        + "interrupting annex-cli does not stop them (`annex-cli cancel` does)."
+
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one path") }
     }
@@ -83,7 +88,8 @@ struct TransferStartOptions: ParsableArguments {
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Get the content of annexed files from peers, and wait for it.",
-        discussion: "annexd fetches each file from whichever peer has it (or only from --from). Exits 0 when every file arrived; otherwise 1, with each failure and its reason.")
+        discussion: "annexd fetches each file from whichever peer has it (or only from --from). Exits 0 when every file arrived; otherwise 1, with each failure and its reason. "
+            + TransferStartOptions.discussion)
     @OptionGroup var common: CommonOptions
     @Option(help: "Only from this peer (remote name or UUID).") var from: String?
     @OptionGroup var options: TransferStartOptions
@@ -94,7 +100,7 @@ struct Get: ParsableCommand {
 struct Copy: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy the content of annexed files to a peer, and wait for it.",
-        discussion: "Exits 0 when the peer has every file; otherwise 1, with each failure and its reason.")
+        discussion: "Exits 0 when the peer has every file; otherwise 1, with each failure and its reason. " + TransferStartOptions.discussion)
     @OptionGroup var common: CommonOptions
     @Option(help: "The peer to copy to (remote name or UUID).") var to: String
     @OptionGroup var options: TransferStartOptions

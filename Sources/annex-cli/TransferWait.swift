@@ -116,6 +116,7 @@ struct TransferWaiter {
         output.start(watch)
         let client = self.client
         var pending = early
+        var lastResume: Int?
         while true {
             var stop: Stop?
             for n in pending where stop == nil { stop = try handle(n) }
@@ -138,27 +139,31 @@ struct TransferWaiter {
             case .daemonStopping:
                 throw RPCClient.Failure.io("annexd is stopping" + (forever ? "" : "; unfinished transfers go on when it starts again: see `annex-cli transfers`"))
             case .overflow(let from):
-                pending = try resubscribe(since: from, common: common)
+                // The same overflow again right after resubscribing from there: those events are gone.
+                pending = try resubscribe(since: from == lastResume ? nil : from, common: common)
+                lastResume = from
             }
         }
     }
 
-    /// After an overflow: resubscribe from where it stopped; when those events are gone,
-    /// resubscribe afresh and re-read every unsettled transfer.
-    private mutating func resubscribe(since: Int, common: CommonOptions) throws -> [RPCNotification] {
+    /// After an overflow: resubscribe from where it stopped (`since`); when those events are
+    /// gone (nil, or the daemon says so), resubscribe afresh and re-read every unsettled transfer.
+    private mutating func resubscribe(since: Int?, common: CommonOptions) throws -> [RPCNotification] {
         var got: [RPCNotification] = []
-        do {
-            try Self.subscribe(client, common: common, since: since) { got.append($0) }
-            return got
-        } catch RPCClient.Failure.rpc(let e) where e.reason == "unknown_event_id" {
-            got = []
-            try Self.subscribe(client, common: common) { got.append($0) }
-            let changed = try watch.all.filter { !$0.isSettled }.compactMap { t in
-                try watch.update(client.call(TransferGet.self, .init(id: t.id))) ? watch.transfers[t.id] : nil
+        if let since {
+            do {
+                try Self.subscribe(client, common: common, since: since) { got.append($0) }
+                return got
+            } catch RPCClient.Failure.rpc(let e) where e.reason == "unknown_event_id" {
+                got = []
             }
-            output.refreshed(changed, watch)
-            return got
         }
+        try Self.subscribe(client, common: common) { got.append($0) }
+        let changed = try watch.all.filter { !$0.isSettled }.compactMap { t in
+            try watch.update(client.call(TransferGet.self, .init(id: t.id))) ? watch.transfers[t.id] : nil
+        }
+        output.refreshed(changed, watch)
+        return got
     }
 
     private mutating func handle(_ n: RPCNotification) throws -> Stop? {
