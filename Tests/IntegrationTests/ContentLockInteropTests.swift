@@ -110,36 +110,41 @@ import Testing
     }
 }
 
-/// A python3 child holding an exclusive POSIX (fcntl) lock on a file, as git-annex's drop does.
+/// A python3 child holding exclusive POSIX (fcntl) locks on files, as git-annex's drop
+/// (and its transfers) do; SIGKILLed by `stop()`.
 final class LockHolder {
     let process = Process()
     private let output = Pipe()
     private var stopped = false
 
-    init(lockFile: String) throws {
-        // Creates the lock file if needed (the key directory is read-only, as git-annex leaves it),
-        // locks it, says so, and holds the lock until killed (at most two minutes).
+    convenience init(lockFile: String) throws { try self.init(lockFiles: [lockFile]) }
+
+    init(lockFiles: [String]) throws {
+        // Creates each lock file if needed (in a key directory git-annex left read-only),
+        // locks them in order, says so, and holds the locks until killed (at most two minutes).
         let script = """
             import fcntl, os, sys, time
-            path = sys.argv[1]
-            d = os.path.dirname(path)
-            mode = os.stat(d).st_mode
-            os.chmod(d, mode | 0o200)
-            f = open(path, "a+")
-            os.chmod(d, mode)
-            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = []
+            for path in sys.argv[1:]:
+                d = os.path.dirname(path)
+                mode = os.stat(d).st_mode
+                os.chmod(d, mode | 0o200)
+                f = open(path, "a+")
+                os.chmod(d, mode)
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(f)
             print("locked", flush=True)
             time.sleep(120)
             """
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, lockFile]
+        process.arguments = ["python3", "-c", script] + lockFiles
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
         try process.run()
         let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
         guard line.hasPrefix("locked") else {
             stop()
-            throw ShellError(description: "lock holder failed to lock \(lockFile): \(line.debugDescription)")
+            throw ShellError(description: "lock holder failed to lock \(lockFiles): \(line.debugDescription)")
         }
     }
 

@@ -14,13 +14,33 @@ import Testing
     /// A real annexd child (`DaemonProcess`) and a scratch directory for the test's repositories.
     final class Annexd {
         let scratch = Scratch("annexd-d")
-        let process: DaemonProcess
+        private(set) var process: DaemonProcess
+        private let wrapper: [String], extra: [String]
         var socket: String { process.socketPath }
         var stateDir: String { process.stateDir }
 
         /// `net`: run inside the onion network's namespace, so its SOCKS stand-in is annexd's tor.
         init(extra: [String] = [], net: OnionNetwork? = nil) throws {
-            process = try DaemonProcess(wrapper: net?.namespace?.argv([]) ?? [], extraArguments: extra, timeout: 15)
+            wrapper = net?.namespace?.argv([]) ?? []
+            self.extra = extra
+            process = try DaemonProcess(wrapper: wrapper, extraArguments: extra, timeout: 15)
+        }
+
+        /// Kills the daemon with SIGKILL (no goodbye); `start()` brings it back.
+        func kill9() {
+            kill(process.pid, SIGKILL)
+            _ = process.waitForExit(timeout: 10)
+        }
+
+        /// Starts the daemon again on the same state directory and socket.
+        func start() throws {
+            let old = process
+            let new = try DaemonProcess(stateDir: old.stateDir, socketPath: old.socketPath, wrapper: wrapper,
+                                        extraArguments: extra, timeout: 15)
+            old.keepsDirectory = true
+            new.alsoRemove = [old.dir] + old.alsoRemove
+            old.alsoRemove = []
+            process = new
         }
 
         /// annex-cli with this daemon's socket; returns stdout.

@@ -19,10 +19,11 @@ public final class LocationLog: @unchecked Sendable {
         public let description: String
     }
 
-    /// Records that `key` is (or is not) present in this repository.
-    public func setPresent(_ key: AnnexKey, _ present: Bool) throws {
+    /// Records that `key` is (or is not) present in this repository, or in the repository
+    /// `uuid` (a peer, after a put to it or a remove from it, as git-annex records them).
+    public func setPresent(_ key: AnnexKey, _ present: Bool, in uuid: String? = nil) throws {
         try lock.withLock {
-            let line = "\(key.serialized) \(repo.uuid) \(present ? 1 : 0)\n"
+            let line = "\(key.serialized) \(uuid ?? repo.uuid) \(present ? 1 : 0)\n"
             for attempt in 0..<2 {
                 do {
                     try ensureStarted()

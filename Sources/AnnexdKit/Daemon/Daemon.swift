@@ -26,6 +26,9 @@ public final class Daemon: Sendable {
     public let dialer: PeerDialer
     public let pairing: PairingService
     public let torEnable: TorEnableService
+    public let transfers: TransferService
+    /// content.drop: drops with git-annex's numcopies/mincopies safety.
+    public let drops: DropService
     private let started = Date()
     private let shutdownRequest = Mutex<@Sendable () -> Void>({})
 
@@ -54,6 +57,8 @@ public final class Daemon: Sendable {
         linking = LinkingService(repos: repos, creds: creds, events: events, dialer: dialer)
         pairing = PairingService(repos: repos, peers: peers, linking: linking, events: events, wormhole: config.wormhole, tor: tor)
         torEnable = TorEnableService(repos: repos, creds: creds, events: events, runner: config.torHelper)
+        transfers = TransferService(repos: repos, linking: linking, dialer: dialer, events: events, stateDir: config.stateDir, logger: logger)
+        drops = DropService(repos: repos, linking: linking, dialer: dialer)
     }
 
     /// Asks the process to shut down (`daemon.shutdown`); set by whoever runs the lifecycle.

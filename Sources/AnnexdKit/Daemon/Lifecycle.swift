@@ -13,8 +13,24 @@ extension Daemon {
         return [
             RepositoriesLifecycle(repos: repos, ready: listening),
             TorLifecycle(tor: tor, repos: repos, after: listening, ready: torStarted),
+            TransfersLifecycle(transfers: transfers, after: torStarted),
             RPCLifecycle(daemon: self, after: torStarted, onReady: onReady, onStopping: onStopping),
         ]
+    }
+}
+
+/// Runs the transfer scheduler (after tor, so peers can be reached); at shutdown, running
+/// transfers stop with their partials kept, and the queue is saved.
+struct TransfersLifecycle: Service {
+    let transfers: TransferService
+    let after: OneShot<Void>
+
+    func run() async throws {
+        try await after.value()
+        let scheduler = Task { await transfers.run() }
+        try? await gracefulShutdown()
+        scheduler.cancel()
+        await scheduler.value
     }
 }
 

@@ -123,6 +123,12 @@ public final class RepositoryService: Sendable {
         return try AnnexRepo(path: repo.path)
     }
 
+    /// The object store its listener uses (one location-log process per repository), or a new one.
+    public func objectStore(_ repo: Registry.Repo) throws -> ObjectStore {
+        if let served = listeners.withLock({ $0[repo.uuid]?.store }) { return served }
+        return ObjectStore(repo: try AnnexRepo(path: repo.path))
+    }
+
     public var connectionCount: Int { listeners.withLock { $0.values.reduce(0) { $0 + $1.connectionCount } } }
 
     func socketPath(for uuid: String) -> String {

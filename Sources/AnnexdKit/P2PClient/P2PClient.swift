@@ -6,7 +6,9 @@ import Shared
 /// The I/O shell around `P2PClientMachine`: talks to a P2P server over a
 /// connection, moving content between it and the local object store.
 /// Used by annexd to reach stock git-annex peers and other annexd peers.
-public final class P2PClient {
+/// One thread uses it at a time (a transfer, then the idle pool hands it on); only
+/// `interrupt()` may be called from another thread.
+public final class P2PClient: @unchecked Sendable {
     public let conn: FDConnection
     let store: ObjectStore?
     var machine = P2PClientMachine()
@@ -15,8 +17,20 @@ public final class P2PClient {
     private var incoming: IncomingContent?
     private var child: ChildProcess?
     private var fdClosed = false
+    /// Why the last received content was not stored (checksum mismatch, disk full, …).
+    public private(set) var lastStoreError: Error?
+    /// The last GET was answered with an empty DATA marked INVALID: the peer has no such content.
+    public private(set) var peerLacksContent = false
+    private var lastDataLength: Int64 = -1
     /// Fault injection for tests: the connection "breaks" after this many payload bytes arrive.
     var receiveLimit: Int64?
+    /// Told where a content transfer stands: DATA starting at an offset (a resume when > 0), then verifying.
+    public var onStage: ((Stage) -> Void)?
+
+    public enum Stage: Equatable, Sendable {
+        case data(offset: Int64)
+        case verifying
+    }
 
     public typealias ClientError = P2PClientMachine.ClientError
 
@@ -102,6 +116,8 @@ public final class P2PClient {
         if let refusal = store.checkStorable(key) { throw refusal }
         var offset = store.partialSize(key)
         if let size = key.size, offset > size { store.discardPartial(key); offset = 0 }
+        peerLacksContent = false
+        lastStoreError = nil
         return try bool(machine.request(.get(key, offset: offset, file: Self.wireFile(file))))
     }
 
@@ -191,6 +207,8 @@ public final class P2PClient {
         // resume, so anything else is taken as a fresh start.
         let target = try store.beginReceive(key, offset: offset, mustVerify: machine.version == 0)
         incoming = target
+        lastDataLength = length
+        onStage?(.data(offset: offset))
         let got = try target.receive(from: conn, count: length, limit: receiveLimit)
         if let limit = receiveLimit, got >= limit {
             // Fault injection: the connection "broke" here; the partial stays.
@@ -209,8 +227,15 @@ public final class P2PClient {
     private func verify(_ key: AnnexKey, valid: Bool?) -> Bool {
         guard let store, let target = incoming, target.key == key else { return false }
         incoming = nil
+        onStage?(.verifying)
         if valid == false {
-            // INVALID: the sender's file changed (or, with DATA 0, it has no content).
+            if lastDataLength == 0 {
+                // DATA 0 then INVALID: the peer does not have the content. What was kept stays.
+                target.closeFile()
+                peerLacksContent = true
+                return false
+            }
+            // INVALID: the sender's file changed while it was sent.
             store.discard(target)
             return false
         }
@@ -218,12 +243,14 @@ public final class P2PClient {
             try store.commit(target)
             return true
         } catch {
+            lastStoreError = error
             return false
         }
     }
 
     private func send(_ key: AnnexKey, offset: Int64) throws -> Bool {
         guard let store else { conn.send(.data(length: 0)); return false }
+        onStage?(.data(offset: offset))
         switch try store.send(key, from: offset, over: conn) {
         case .absent:
             // Nothing to send: an empty DATA marked INVALID makes the server fail the PUT.

@@ -52,6 +52,22 @@ enum DaemonAPI {
             try pairing.cancel(id: p.id)
             return RPCEmptyResult()
         }
+        d.on(ContentDrop.self) { p, _ in
+            ContentDrop.Result(results: try await daemon.drops.drop(try repos.lookup(p.repo), paths: p.paths ?? [], keys: p.keys ?? [], from: p.from))
+        }
+        registerTransfers(&d, daemon.transfers)
         return d
+    }
+
+    private static func registerTransfers(_ d: inout RPCDispatcher<RPCCaller>, _ transfers: TransferService) {
+        d.on(TransferStart.self) { p, _ in try await transfers.start(p) }
+        d.on(TransferList.self) { p, _ in try transfers.list(p) }
+        d.on(TransferGet.self) { p, _ in try transfers.get(id: p.id) }
+        d.on(TransferPause.self) { p, _ in try transfers.act(.pause, p) }
+        d.on(TransferResume.self) { p, _ in try transfers.act(.resume, p) }
+        d.on(TransferCancel.self) { p, _ in try transfers.act(.cancel, p) }
+        d.on(TransferRetry.self) { p, _ in try transfers.act(.retry, p) }
+        d.on(SettingsGet.self) { _, _ in transfers.settings.settings }
+        d.on(SettingsSet.self) { p, _ in try transfers.settings.update { try p.applied(to: $0) } }
     }
 }

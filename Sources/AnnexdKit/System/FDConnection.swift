@@ -15,6 +15,8 @@ public final class FDConnection: @unchecked Sendable {
     public private(set) var atEOF = false
     /// Called with every line sent or received (direction "<" in, ">" out), for debug logs.
     public var trace: ((String, String) -> Void)?
+    /// Sees (and may pace) every DATA payload byte in and out: progress, bandwidth limits.
+    public var meter: PayloadMeter?
 
     public static let chunkSize = 1 << 20
 
@@ -75,16 +77,18 @@ public final class FDConnection: @unchecked Sendable {
                 try sink(buf)
                 return buf.count
             }
+            meter?.moved(n)
             remaining -= Int64(n)
         }
         while remaining > 0 {
-            let want = Int(min(remaining, Int64(chunk.count)))
+            let want = admit(Int(min(remaining, Int64(chunk.count))))
             let n = read(readFD, chunk.baseAddress, want)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SystemError("read from peer")
             }
             if n == 0 { atEOF = true; break }
+            meter?.moved(n)
             try sink(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
             remaining -= Int64(n)
         }
@@ -95,18 +99,22 @@ public final class FDConnection: @unchecked Sendable {
     /// already buffered first). Returns 0 only at end of stream.
     public func readPayloadSome(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if input.bufferedCount > 0 {
-            return input.takeBytes(max: buffer.count) { buf in
+            let n = input.takeBytes(max: buffer.count) { buf in
                 buffer.baseAddress!.copyMemory(from: buf.baseAddress!, byteCount: buf.count)
                 return buf.count
             }
+            meter?.moved(n)
+            return n
         }
+        let want = admit(buffer.count)
         while true {
-            let n = read(readFD, buffer.baseAddress, buffer.count)
+            let n = read(readFD, buffer.baseAddress, want)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SystemError("read from peer")
             }
             if n == 0 { atEOF = true }
+            meter?.moved(n)
             return n
         }
     }
@@ -138,10 +146,10 @@ public final class FDConnection: @unchecked Sendable {
         var remaining = length
         var useSendfile = true
         while remaining > 0 {
-            let want = Int(min(remaining, Int64(chunk.count)))
+            let want = admit(Int(min(remaining, Int64(chunk.count))))
             if useSendfile {
                 let n = sendfile(writeFD, fd, &off, want)
-                if n > 0 { remaining -= Int64(n); continue }
+                if n > 0 { remaining -= Int64(n); meter?.moved(n); continue }
                 if n == 0 { break }
                 if errno == EINTR || errno == EAGAIN { continue }
                 if errno == EINVAL || errno == ENOSYS { useSendfile = false; continue }
@@ -151,10 +159,17 @@ public final class FDConnection: @unchecked Sendable {
             if n < 0 { if errno == EINTR { continue }; throw SystemError("read content") }
             if n == 0 { break }
             try Posix.writeAll(fd: writeFD, UnsafeRawBufferPointer(rebasing: chunk[0..<n]), what: "to peer")
+            meter?.moved(n)
             off += off_t(n)
             remaining -= Int64(n)
         }
         return length - remaining
+    }
+
+    /// How many of `want` bytes to move now (the meter may wait for bandwidth, and lower it).
+    private func admit(_ want: Int) -> Int {
+        guard let meter else { return want }
+        return max(1, min(want, meter.admit(want)))
     }
 
     private func fill() throws -> Int {
@@ -169,4 +184,11 @@ public final class FDConnection: @unchecked Sendable {
             return n
         }
     }
+}
+
+/// Watches the DATA payload of a connection: `admit` is asked before each read or write (it may
+/// block to keep a bandwidth limit, and answer fewer bytes); `moved` is told what went.
+public protocol PayloadMeter: AnyObject {
+    func admit(_ want: Int) -> Int
+    func moved(_ count: Int)
 }

@@ -39,4 +39,25 @@ public enum HashDirs {
         }
         return out
     }
+
+    /// The key a `keyFile` name stands for (Annex/Locations.hs fileKey), parsed and
+    /// validated; nil for a name that is no valid key (annexd refuses `/` in keys).
+    public static func fileKey(_ name: String) -> AnnexKey? {
+        var out = ""
+        var it = name.makeIterator()
+        while let ch = it.next() {
+            switch ch {
+            case "%": out.append("/")
+            case "&":
+                switch it.next() {
+                case "a": out.append("&")
+                case "s": out.append("%")
+                case "c": out.append(":")
+                default: return nil
+                }
+            default: out.append(ch)
+            }
+        }
+        return try? AnnexKey(parsing: out)
+    }
 }

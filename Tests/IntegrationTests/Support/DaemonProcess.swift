@@ -26,6 +26,10 @@ final class DaemonProcess: @unchecked Sendable {
     let logPath: String
     private(set) var pid: Int32
     private var exitStatus: Int32?
+    /// Directories removed with this one (a restarted daemon's state lives in its predecessor's).
+    var alsoRemove: [String] = []
+    /// Keep `dir` on deinit (a successor uses the state in it).
+    var keepsDirectory = false
 
     /// annex-cli, next to the annexd under test.
     static var annexCLIPath: String { Posix.dirname(TestEnvironment.annexd) + "/annex-cli" }
@@ -65,8 +69,10 @@ final class DaemonProcess: @unchecked Sendable {
             kill(pid, SIGKILL)
             _ = waitForExit(timeout: 5)
         }
-        _ = try? Command.run(["chmod", "-R", "u+w", dir])
-        try? FileManager.default.removeItem(atPath: dir)
+        for d in (keepsDirectory ? [] : [dir]) + alsoRemove {
+            _ = try? Command.run(["chmod", "-R", "u+w", d])
+            try? FileManager.default.removeItem(atPath: d)
+        }
     }
 
     /// What the daemon wrote to stdout and stderr so far.

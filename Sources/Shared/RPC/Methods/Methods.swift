@@ -226,6 +226,8 @@ public enum AnnexdAPI {
         PairStart.self, PairSubmit.self, PairCancel.self,
         TransferStart.self, TransferList.self, TransferGet.self,
         TransferPause.self, TransferResume.self, TransferCancel.self, TransferRetry.self,
+        SettingsGet.self, SettingsSet.self,
+        ContentDrop.self,
     ]
 
     /// OpenRPC extensions: `x-events`, the event catalogue.

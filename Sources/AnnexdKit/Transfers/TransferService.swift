@@ -1,0 +1,378 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import Shared
+import Synchronization
+
+/// Transfers owned by the daemon: a queue per repository (persisted in the state directory),
+/// started within the concurrency limits, fair between repositories, each attempt on a thread
+/// of its own (TransferWorker), retried with doubling delays, watched for stalls, reported as
+/// events. The queue's rules are in the pure TransferQueue.
+public final class TransferService: Sendable {
+    public enum TransferError: ServiceError {
+        case notFound(id: String)
+        case invalid(code: String, message: String)
+        case unknownPeer(String, repo: String)
+
+        public var kind: FailureKind {
+            switch self {
+            case .notFound, .unknownPeer: .notFound
+            case .invalid: .invalidArgument
+            }
+        }
+        public var reason: String {
+            switch self {
+            case .notFound: "transfer_not_found"
+            case .invalid(let code, _): code
+            case .unknownPeer: "remote_not_found"
+            }
+        }
+        public var description: String {
+            switch self {
+            case .notFound(let id): "no transfer \(id): `annex-cli transfers` lists them (finished ones are forgotten after a while)"
+            case .invalid(_, let message): message
+            case .unknownPeer(let peer, let repo): "\(repo) has no tor-annex remote named \(peer) or with that UUID; `annex-cli remote list` shows them"
+            }
+        }
+    }
+
+    let repos: RepositoryService
+    let linking: LinkingService
+    let dialer: PeerDialer
+    let events: EventLog
+    let logger: Logger
+    private let queuePath: String
+    private let queue = Mutex(TransferQueue())
+    let settings: TransferSettingsStore
+    private let running = Mutex<[String: RunningTransfer]>([:])
+    private let pool = ConnectionPool()
+    private let wakeUp = WakeSignal()
+    private let dirty = Atomic<Bool>(false)
+    /// Bytes moved per repository at the last progress event.
+    private let progressMark = Mutex<[String: Int64]>([:])
+
+    init(repos: RepositoryService, linking: LinkingService, dialer: PeerDialer, events: EventLog, stateDir: String, logger: Logger) {
+        self.repos = repos
+        self.linking = linking
+        self.dialer = dialer
+        self.events = events
+        self.logger = logger
+        queuePath = stateDir + "/transfers.json"
+        settings = TransferSettingsStore(path: stateDir + "/transfer-settings.json")
+    }
+
+    private static func now() -> Double { Date().timeIntervalSince1970 }
+
+    // MARK: RPC
+
+    public func start(_ p: TransferStart.Params) async throws -> TransferListResult {
+        let repo = try repos.lookup(p.repo)
+        let annex = try repos.openRepo(repo)
+        let remotes = linking.remotes(of: repo).compactMap { r -> TransferPeer? in
+            r.uuid.map { TransferPeer(uuid: $0, name: r.name) }
+        }
+        var only: TransferPeer?
+        if let wanted = p.peer {
+            guard let match = remotes.first(where: { $0.name == wanted || $0.uuid == wanted }) else {
+                throw TransferError.unknownPeer(wanted, repo: repo.path)
+            }
+            only = match
+        }
+        let wanted = try await Blocking.run { try Self.annexed(paths: p.paths ?? [], keys: p.keys ?? [], in: annex) }
+        let locations = p.direction == .get
+            ? ((try? await Blocking.run { try AnnexQueries.locations(of: wanted.map(\.key), in: annex) }) ?? [:]) : [:]
+        let now = Self.now()
+        var infos: [TransferInfo] = [], queued: [TransferInfo] = []
+        queue.withLock { q in
+            for item in wanted {
+                let candidates: [TransferPeer]
+                if let only { candidates = [only] } else {
+                    candidates = rankSources(remotes, holding: locations[item.key.serialized] ?? [], repoUUID: repo.uuid)
+                }
+                let (info, isNew) = q.enqueue(repo: repo.path, repoUUID: repo.uuid, direction: p.direction, key: item.key.serialized,
+                                              file: item.file, size: item.size, candidates: candidates, now: now)
+                infos.append(info)
+                if isNew { queued.append(info) }
+            }
+        }
+        for info in queued { events.publish(TransferQueued(repo: RepositoryService.eventRepo(repo), transfer: info)) }
+        save()
+        wakeUp.signal()
+        return TransferListResult(transfers: infos, total: infos.count)
+    }
+
+    /// Sources for a get, best first: peers the location log names (cheaper, then already
+    /// connected), then the other linked peers (the log may lag behind).
+    private func rankSources(_ remotes: [TransferPeer], holding: [String], repoUUID: String) -> [TransferPeer] {
+        let listed = remotes.filter { holding.contains($0.uuid) }
+        let rest = remotes.filter { !holding.contains($0.uuid) }
+        return listed.sorted { a, b in
+            pool.has(repo: repoUUID, peer: a.uuid) && !pool.has(repo: repoUUID, peer: b.uuid)
+        } + rest
+    }
+
+    private static func annexed(paths: [String], keys: [String], in annex: AnnexRepo) throws -> [AnnexQueries.Annexed] {
+        var out: [AnnexQueries.Annexed] = []
+        if !paths.isEmpty {
+            do { out += try AnnexQueries.resolve(paths: paths, in: annex) } catch let e as AnnexQueries.QueryError {
+                throw TransferError.invalid(code: e.code, message: e.description)
+            }
+        }
+        for text in keys {
+            do {
+                let key = try AnnexKey(parsing: text)
+                out.append(.init(file: nil, key: key, size: key.size))
+            } catch {
+                throw TransferError.invalid(code: "invalid_key", message: "params.keys: \(error)")
+            }
+        }
+        return out
+    }
+
+    public func list(_ p: TransferList.Params) throws -> TransferListResult {
+        let repoUUID = try p.repo.map { try repos.lookup($0).uuid }
+        let all = queue.withLock { q in q.order.compactMap { q[$0] } }
+            .filter { repoUUID == nil || $0.repoUUID == repoUUID }
+            .map(\.info)
+            .filter { p.states == nil || p.states!.contains($0.state) }
+        return TransferListResult(transfers: Array(all.dropFirst(p.offset).prefix(p.limit)), total: all.count)
+    }
+
+    public func get(id: String) throws -> TransferInfo {
+        guard let e = queue.withLock({ $0[id] }) else { throw TransferError.notFound(id: id) }
+        return e.info
+    }
+
+    func act(_ action: TransferQueue.Action, _ s: TransferSelection) throws -> TransferListResult {
+        let repoUUID = try s.repo.map { try repos.lookup($0).uuid }
+        if let ids = s.ids, let unknown = queue.withLock({ q in ids.first { q[$0] == nil } }) {
+            throw TransferError.notFound(id: unknown)
+        }
+        let changed = queue.withLock { q in q.apply(action, to: s.all ? q.ids(repoUUID: repoUUID) : s.ids ?? [], now: Self.now()) }
+        for info in changed {
+            if action == .pause || action == .cancel {
+                let reason = action == .pause ? TransferFailure(code: "paused", message: "paused (transfer.pause)")
+                    : TransferFailure(code: "canceled", message: "canceled (transfer.cancel)")
+                running.withLock { $0[info.id] }?.interrupt(reason)
+            }
+            publish(info, action)
+        }
+        save()
+        wakeUp.signal()
+        return TransferListResult(transfers: changed, total: changed.count)
+    }
+
+    private func publish(_ info: TransferInfo, _ action: TransferQueue.Action) {
+        guard let repo = eventRepo(info) else { return }
+        switch action {
+        case .pause: events.publish(TransferPaused(repo: repo, transfer: info))
+        case .resume, .retry: events.publish(TransferResumed(repo: repo, transfer: info))
+        case .cancel: events.publish(TransferCanceled(repo: repo, transfer: info))
+        }
+    }
+
+    private func eventRepo(_ info: TransferInfo) -> EventRepo? {
+        guard let uuid = queue.withLock({ $0[info.id]?.repoUUID }) else { return nil }
+        return EventRepo(path: info.repo, uuid: uuid)
+    }
+
+    // MARK: Scheduling
+
+    /// Runs the scheduler until the task is cancelled: starts what may start, ticks once a
+    /// second for progress, stalls, idle connections and saving the queue.
+    func run() async {
+        load()
+        var lastTick = 0.0
+        while !Task.isCancelled {
+            await startWhatMay()
+            let now = RateLimiter.now()
+            if now - lastTick >= 1 {
+                lastTick = now
+                tick()
+            }
+            let retryIn = queue.withLock { $0.nextRetryTime }.map { max(0.05, $0 - Self.now()) } ?? 1
+            await wakeUp.wait(timeout: min(1, retryIn, max(0.05, 1 - (RateLimiter.now() - lastTick))))
+        }
+        stopAll()
+    }
+
+    private func startWhatMay() async {
+        let limits = settings.limits
+        let socks = await dialer.socks()
+        while let entry = queue.withLock({ $0.startNext(now: Self.now(), limits: limits) }) {
+            launch(entry, socks: socks)
+        }
+    }
+
+    private func launch(_ entry: TransferQueue.Entry, socks: (host: String, port: Int)) {
+        let info = entry.info
+        let repoEvent = EventRepo(path: info.repo, uuid: entry.repoUUID)
+        events.publish(TransferStarted(repo: repoEvent, transfer: info))
+        guard let peer = entry.peer else {
+            finishAttempt(info.id, TransferFailure(code: "no_peer", message: "no linked peer to get \(info.file ?? info.key) from: link one (annex-cli remote add, or pair)"), repoEvent)
+            return
+        }
+        let meter = TransferMeter(limiters: settings.limiters(for: peer.uuid, direction: info.direction))
+        let handle = RunningTransfer(id: info.id, meter: meter)
+        running.withLock { $0[info.id] = handle }
+        let prepared: (TransferWorker)? = {
+            guard let repo = repos.registry.find(entry.repoUUID), let annex = try? repos.openRepo(repo),
+                  let key = try? AnnexKey(parsing: info.key),
+                  let remote = linking.remotes(of: repo).first(where: { $0.uuid == peer.uuid }),
+                  let address = try? TorAnnexAddress(parsing: remote.address) else { return nil }
+            return TransferWorker(annex: annex, store: ObjectStore(repo: annex), dialer: dialer, socks: socks, pool: pool,
+                                  address: address, peer: peer, key: key, file: info.file, direction: info.direction)
+        }()
+        guard let worker = prepared else {
+            running.withLock { $0[info.id] = nil }
+            finishAttempt(info.id, TransferFailure(code: "no_peer", message: "\(peer.name ?? peer.uuid) is no longer a tor-annex remote of \(info.repo)"), repoEvent)
+            return
+        }
+        Thread {
+            let failure = worker.run(handle)
+            self.running.withLock { $0[info.id] = nil }
+            self.finishAttempt(info.id, failure, repoEvent, moved: handle.meter.moved, from: handle.stage.withLock { $0.offset })
+            self.wakeUp.signal()
+        }.start()
+    }
+
+    private func finishAttempt(_ id: String, _ failure: TransferFailure?, _ repo: EventRepo, moved: Int64 = 0, from offset: Int64 = 0) {
+        let limits = settings.limits
+        let info: TransferInfo? = queue.withLock { q in
+            guard let state = q[id]?.info.state else { return nil }
+            // Paused or canceled while running: that state stands.
+            if state == .paused || state == .canceled { return nil }
+            if let failure { return q.fail(id, failure, now: Self.now(), limits: limits) }
+            q.update(id) { $0.bytes = $0.size ?? (offset + moved); $0.resumedFrom = offset }
+            q.finish(id)
+            return q[id]?.info
+        }
+        dirty.store(true, ordering: .relaxed)
+        guard let info else { return }
+        if failure == nil {
+            events.publish(TransferFinished(repo: repo, transfer: info))
+        } else {
+            logger.info("transfer \(id) (\(info.direction.rawValue) \(info.file ?? info.key)): \(failure!.code): \(failure!.message)")
+            events.publish(TransferFailed(repo: repo, transfer: info))
+        }
+    }
+
+    /// Once a second: progress of the transfers moving bytes, stalls, idle connections, saving.
+    private func tick() {
+        let now = Self.now()
+        let stall = settings.stallSeconds
+        var byRepo: [String: [TransferInfo]] = [:], repoUUIDs: [String: String] = [:], movedByRepo: [String: Int64] = [:]
+        let handles = running.withLock { $0 }
+        for (id, handle) in handles {
+            let stage = handle.stage.withLock { $0 }
+            let moved = handle.meter.moved
+            let rate = handle.meter.sampleRate()
+            handle.record.withLock { $0 }?.progress(bytes: stage.offset + moved)
+            if stall > 0, stage.inData, handle.meter.idle > stall {
+                handle.interrupt(TransferFailure(code: "stalled", message: "no data moved for \(Int(stall)) s (annex.stalldetection); the partial is kept and the transfer retries"))
+            }
+            guard let info = queue.withLock({ q -> TransferInfo? in
+                q.update(id) { i in
+                    i.resumedFrom = stage.offset
+                    i.bytes = stage.offset + moved
+                    i.rate = rate
+                    i.eta = (rate > 0 && i.size != nil) ? Double(max(0, i.size! - i.bytes)) / rate : nil
+                    if stage.verifying { i.state = .verifying }
+                }
+                return q[id]?.info
+            }) else { continue }
+            let uuid = queue.withLock { $0[id]?.repoUUID } ?? ""
+            byRepo[uuid, default: []].append(info)
+            repoUUIDs[uuid] = info.repo
+            movedByRepo[uuid, default: 0] += moved
+        }
+        // A repository's snapshot goes out only when its bytes moved since the last one.
+        let marks = progressMark.withLock { $0 }
+        var newMarks: [String: Int64] = [:]
+        for (uuid, infos) in byRepo {
+            let total = movedByRepo[uuid] ?? 0
+            newMarks[uuid] = total
+            if total != marks[uuid] {
+                events.publish(TransferProgress(repo: EventRepo(path: repoUUIDs[uuid]!, uuid: uuid), transfers: infos))
+            }
+        }
+        progressMark.withLock { $0 = newMarks }
+        pool.expire()
+        if dirty.exchange(false, ordering: .relaxed) { save() }
+        _ = now
+    }
+
+    private func stopAll() {
+        let handles = running.withLock { $0.values }
+        for h in handles { h.interrupt(TransferFailure(code: "shutdown", message: "annexd is stopping; the transfer resumes when it starts again")) }
+        pool.expire(all: true)
+        save()
+    }
+
+    // MARK: Persistence
+
+    private func save() {
+        let unfinished = queue.withLock { $0.unfinished }
+        let json = JSONValue.array(unfinished.map { e in
+            ["transfer": e.info.json, "repo_uuid": .string(e.repoUUID), "candidates": e.candidates.json]
+        })
+        do {
+            try StateDirectory.writeAtomically(queuePath, json.serializedBytes(), mode: 0o600)
+        } catch {
+            logger.error("cannot save the transfer queue to \(queuePath): \(error)")
+        }
+    }
+
+    /// Brings back what was unfinished, in order, minus what the location log already satisfies.
+    private func load() {
+        guard let bytes = FileManager.default.contents(atPath: queuePath),
+              let items = try? JSONValue(parsing: Array(bytes)).arrayValue else { return }
+        var restored = 0
+        for item in items {
+            guard let o = item.objectValue, let t = o["transfer"], let info = try? TransferInfo(json: t),
+                  let repoUUID = o["repo_uuid"]?.stringValue,
+                  let candidates = try? [TransferPeer](json: o["candidates"] ?? .array([])) else { continue }
+            guard let repo = repos.registry.find(repoUUID), let annex = try? repos.openRepo(repo),
+                  let key = try? AnnexKey(parsing: info.key) else { continue }
+            if info.direction == .get && ObjectStore(repo: annex).isPresent(key) { continue }
+            queue.withLock { $0.restore(.init(info: info, repoUUID: repoUUID, candidates: candidates)) }
+            if let restoredInfo = queue.withLock({ $0[info.id]?.info }) {
+                events.publish(TransferQueued(repo: EventRepo(path: repo.path, uuid: repoUUID), transfer: restoredInfo))
+            }
+            restored += 1
+        }
+        if restored > 0 { logger.info("\(restored) unfinished transfers brought back from \(queuePath)") }
+    }
+}
+
+/// Wakes the scheduler early (a transfer queued or finished).
+final class WakeSignal: Sendable {
+    private let pending = Mutex<(flag: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func signal() {
+        let w = pending.withLock { p -> CheckedContinuation<Void, Never>? in
+            if let w = p.waiter { p.waiter = nil; return w }
+            p.flag = true
+            return nil
+        }
+        w?.resume()
+    }
+
+    func wait(timeout: Double) async {
+        let timer = Task { [weak self] in
+            try? await Task.sleep(nanoseconds: UInt64(max(0.01, timeout) * 1e9))
+            self?.signal()
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = pending.withLock { p -> Bool in
+                if p.flag { p.flag = false; return true }
+                p.waiter = c
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+        timer.cancel()
+    }
+}

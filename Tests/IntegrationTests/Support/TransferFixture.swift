@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import AnnexdKit
+@testable import Shared
+
+/// Two repositories for transfer tests: `server` (holding files, served by annexd `serving`, or
+/// by stock remotedaemon) and `client` (a clone, served by annexd `daemon`), the client linked
+/// to the server as remote `peer` through the SOCKS stand-in.
+final class TransferFixture {
+    typealias Annexd = DaemonTorAnnexTests.Annexd
+    let net: OnionNetwork
+    let daemon: Annexd
+    /// The annexd serving the server repository (another process, so it can die on its own).
+    var serving: Annexd?
+    /// Or stock git-annex serving it.
+    var stock: StockRemotedaemon?
+    let annex: TestEnvironment.GitAnnex
+    var root: String { daemon.scratch.path }
+    var server: String { root + "/server" }
+    var client: String { root + "/client" }
+    var serverUUID: String { (try? sh("git config annex.uuid", in: server).trimmingCharacters(in: .whitespacesAndNewlines)) ?? "" }
+    var clientUUID: String { (try? sh("git config annex.uuid", in: client).trimmingCharacters(in: .whitespacesAndNewlines)) ?? "" }
+
+    /// `files`: name → size in random bytes, added to the server (locked).
+    init(files: [String: Int], annex: TestEnvironment.GitAnnex = TestEnvironment.gitAnnexVersions[0], serveWithAnnexd: Bool = true) throws {
+        self.annex = annex
+        net = try OnionNetwork()
+        daemon = try Annexd(net: net)
+        var script = "git init -q server && cd server && git annex init -q server\n"
+        for (name, size) in files.sorted(by: { $0.key < $1.key }) { script += "head -c \(size) /dev/urandom > \(name)\n" }
+        script += "git annex add -q . && git commit -qm files\n"
+        script += "cd .. && git clone -q server client && cd client && git annex init -q client\n"
+        try sh(script, in: root, annex: annex)
+        let address: String
+        if serveWithAnnexd {
+            let s = try Annexd(net: net)
+            serving = s
+            let info = try s.json("repo add \(server)")
+            try net.map("\(info["onion"]!.stringValue!):\(info["port"]!.intValue!)", to: info["socket"]!.stringValue!)
+            address = try #require(try s.json("invite --repo \(server) --name client")["address"]?.stringValue)
+        } else {
+            let rd = try StockRemotedaemon(repo: server, scratch: root, net: net, annex: annex)
+            stock = rd
+            address = rd.address
+        }
+        _ = try daemon.json("repo add \(client)")
+        _ = try daemon.process.call("peer.link", ["repo": .string(client), "name": "peer", "address": .string(address)])
+    }
+
+    func key(_ file: String, in repo: String? = nil) throws -> String {
+        try sh("git annex lookupkey \(file)", in: repo ?? server).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// transfer.start; the transfers it returns.
+    func start(_ direction: String, paths: [String]? = nil, keys: [String]? = nil, peer: String? = nil,
+               on d: Annexd? = nil) throws -> [JSONValue] {
+        var params: JSONObject = ["repo": .string(client), "direction": .string(direction)]
+        if let paths { params["paths"] = .array(paths.map(JSONValue.string)) }
+        if let keys { params["keys"] = .array(keys.map(JSONValue.string)) }
+        if let peer { params["peer"] = .string(peer) }
+        return try #require((d ?? daemon).process.call("transfer.start", .object(params))["transfers"]?.arrayValue)
+    }
+
+    /// Polls transfer.get until `done(transfer)` or the deadline; the last answer.
+    @discardableResult
+    func wait(_ id: String, timeout: TimeInterval = 60, on d: Annexd? = nil,
+              until done: (JSONValue) -> Bool = { ["done", "failed", "canceled"].contains($0["state"]?.stringValue ?? "") }) throws -> JSONValue {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let t = try (d ?? daemon).process.call("transfer.get", ["id": .string(id)])
+            if done(t) || Date() > deadline { return t }
+            usleep(100_000)
+        }
+    }
+
+    /// UUIDs `git annex whereis` in `repo` lists for `key`.
+    func whereis(_ key: String, in repo: String) throws -> Set<String> {
+        let out = try sh("git annex whereis --json --key \(key)", in: repo, annex: annex, allowFailure: true)
+        guard let o = try? JSONValue(parsing: Array(out.utf8)) else { return [] }
+        return Set((o["whereis"]?.arrayValue ?? []).compactMap { $0["uuid"]?.stringValue })
+    }
+}
