@@ -110,7 +110,8 @@ struct Copy: ParsableCommand {
 
 struct Drop: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Drop the content of annexed files here (or from a peer), when enough copies remain elsewhere.")
+        abstract: "Drop the content of annexed files here (or from a peer), when enough copies remain elsewhere.",
+        discussion: "As `git annex drop`: only when numcopies (and mincopies) other copies are verified. Exits 0 when every file's content is gone from there; otherwise 1, with why for each.")
     @OptionGroup var common: CommonOptions
     @Option(help: "The repository (default: the one around the current directory).") var repo: String?
     @Option(help: "Drop from this peer (remote name or UUID) instead of from here.") var from: String?
@@ -123,9 +124,12 @@ struct Drop: ParsableCommand {
     func run() throws {
         try common.run {
             let target = try TransferTarget(repo: repo, paths: paths)
-            let params = JSONValue.object(JSONObject(["repo": target.repo.json, "paths": target.paths.json, "from": from?.json]))
-            let result = try common.needing("dropping content") { try common.client().callRaw("content.drop", params) }
-            common.json ? common.printJSON(result) : print(TransferRendering.counts("drop", result))
+            let params = ContentDrop.Params(repo: target.repo, paths: target.paths, from: from)
+            let r = try common.needing("dropping content") { try common.client().call(ContentDrop.self, params) }
+            if common.json { common.printJSON(r.json) } else {
+                for d in r.results { print(TransferRendering.dropLine(d, from: from)) }
+            }
+            if !TransferRendering.dropSucceeded(r.results) { throw ExitCode(1) }
         }
     }
 }

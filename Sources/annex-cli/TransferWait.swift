@@ -183,10 +183,8 @@ extension CommonOptions {
     /// Runs calls that only newer daemons answer: "method not found" (or an unknown event
     /// type) becomes "this annexd does not support FEATURE: upgrade it".
     func needing<T>(_ feature: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch RPCClient.Failure.rpc(let e)
-            where e.code == RPCErrorCode.methodNotFound.rawValue || e.reason == "unknown_event_type" {
-            throw RPCClient.Failure.rpc(RPCError(code: e.code, message: "this annexd does not support \(feature): upgrade it",
-                                                 reason: e.reason ?? "method_not_found", details: e.data))
+        do { return try body() } catch RPCClient.Failure.rpc(let e) {
+            throw RPCClient.Failure.rpc(e.unsupported(feature) ?? e)
         }
     }
 }

@@ -5,9 +5,8 @@ import Foundation
 import Testing
 import Shared
 
-/// annex-cli's transfer commands (get, copy, drop, transfers, cancel…) run for real against a
-/// real annexd, for what needs no transfer engine: finding the repository, usage errors, and
-/// an annexd without transfer.* (this branch's) answered with a clear "upgrade it".
+/// annex-cli's transfer commands (get, copy, drop, transfers, cancel…) run for real, for what
+/// needs no peer: finding the repository and usage errors. (TransferCLIEngineTests: with peers.)
 @Suite(.timeLimit(.minutes(5))) struct TransferCLITests {
     /// A git repository in the daemon's scratch directory (annex-cli only needs git to find it).
     func gitRepository(in d: DaemonProcess) throws -> String {
@@ -47,32 +46,6 @@ import Shared
         #expect(repoWithoutAll.status == 64 && repoWithoutAll.stderr.contains("--repo goes with --all"), "\(repoWithoutAll)")
         let noPeer = try DaemonProcess.run([DaemonProcess.annexCLIPath, "copy", "a.jpg"])
         #expect(noPeer.status == 64 && noPeer.stderr.contains("--to"), "copy needs --to: \(noPeer)")
-    }
-
-    /// The real situation until annexd has a transfer engine: transfer.* and content.drop
-    /// are "method not found", which annex-cli turns into "upgrade it".
-    @Test func anAnnexdWithoutTransfersSaysUpgradeIt() throws {
-        let d = try DaemonProcess()
-        let repo = try gitRepository(in: d)
-        let upgrade = "annex-cli: this annexd does not support transfers: upgrade it\n"
-        for args in [["get", "photos/a.jpg"], ["copy", "--to", "nas", "a.jpg"], ["get", "--no-wait", "a.jpg"],
-                     ["transfers"], ["transfers", "--follow"], ["cancel", "--all"], ["retry", "t1"]] {
-            let r = try d.annexCLI(args, cwd: repo + "/photos")
-            #expect(r.status == 1, "\(args): \(r)")
-            #expect(r.stderr == upgrade, "\(args)")
-            #expect(r.stdout.isEmpty, "\(args)")
-        }
-        let drop = try d.annexCLI(["drop", "a.jpg"], cwd: repo)
-        #expect(drop.status == 1 && drop.stderr == "annex-cli: this annexd does not support dropping content: upgrade it\n", "\(drop)")
-
-        let json = try d.annexCLI(["get", "--json", "a.jpg"], cwd: repo)
-        #expect(json.status == 1)
-        let error = try JSONValue(parsing: json.stdout.trimmingCharacters(in: .newlines))["error"]
-        #expect(error?["code"] == .int(-32601), "\(json.stdout)")
-        #expect(error?["message"]?.stringValue == "this annexd does not support transfers: upgrade it")
-        #expect(error?["data"]?["reason"]?.stringValue == "method_not_found")
-        #expect(error?["data"]?["method"]?.stringValue == "transfer.start")
-        #expect(d.isRunning, "annexd:\n\(d.log)")
     }
 
     @Test func aPseudoTerminalIsATerminal() throws {

@@ -147,14 +147,21 @@ public enum TransferRendering {
         return [t.id, t.state.rawValue, t.direction.rawValue, t.peer.map(peerName) ?? "-", name(t), progress]
     }
 
-    /// A short line for an answer known only loosely (content.drop): `drop: dropped 3, failed 1`
-    /// from its array fields (non-empty ones), else `drop: done`.
-    public static func counts(_ verb: String, _ result: JSONValue) -> String {
-        let parts = (result.objectValue ?? [:]).compactMap { key, value -> String? in
-            guard let items = value.arrayValue, !items.isEmpty else { return nil }
-            return "\(key) \(items.count)"
-        }
-        return "\(verb): " + (parts.isEmpty ? "done" : parts.joined(separator: ", "))
+    // MARK: Drops
+
+    /// One line per key of a content.drop: `drop a.jpg: ok`, `drop a.jpg from nas: failed: … (unsafe_drop)`,
+    /// `drop a.jpg: not present`. `from`: the peer as the user named it (nil: here).
+    public static func dropLine(_ r: DropResult, from: String?) -> String {
+        let subject = "drop \(r.file ?? r.key ?? "?")" + (from.map { " from \($0)" } ?? "")
+        if r.dropped { return subject + ": ok" }
+        guard let e = r.error else { return subject + ": not dropped" }
+        if e.code == "not_present" { return subject + ": not present" }
+        return subject + ": failed: \(e.message) (\(e.code))"
+    }
+
+    /// A drop succeeded when every key is gone (dropped now, or was not there).
+    public static func dropSucceeded(_ results: [DropResult]) -> Bool {
+        results.allSatisfy { $0.dropped || $0.error?.code == "not_present" }
     }
 
     public static let tableHeader = ["ID", "STATE", "DIR", "PEER", "FILE", "PROGRESS"]

@@ -89,11 +89,22 @@ import Testing
         #expect(R.summary(TransferWatch([transfer("a", .failed, error: unreachable)]).outcome, now: 0).first == "0 done, 1 failed")
     }
 
-    @Test func tableRowsAndLooseCounts() {
+    @Test func tableRows() {
         #expect(R.row(transfer("t1", .active, bytes: 1 << 20)) == ["t1", "active", "get", "nas", "photos/a.jpg", "1.0 MiB/1.9 MiB"])
-        #expect(R.counts("drop", ["dropped": ["a", "b"], "failed": [], "note": "x"]) == "drop: dropped 2")
-        #expect(R.counts("drop", ["dropped": ["a"], "failed": [["path": "b"]]]) == "drop: dropped 1, failed 1")
-        #expect(R.counts("drop", [:]) == "drop: done")
+    }
+
+    @Test func dropLines() {
+        let ok = DropResult(key: "K1", file: "a.jpg", from: "u", dropped: true)
+        let unsafe = DropResult(key: "K2", file: "b.jpg", from: "u", dropped: false,
+                                error: TransferFailure(code: "unsafe_drop", message: "only 0 of 1 other copies verified"))
+        let absent = DropResult(key: "K3", file: nil, from: "u", dropped: false, error: TransferFailure(code: "not_present", message: "x"))
+        #expect(R.dropLine(ok, from: nil) == "drop a.jpg: ok")
+        #expect(R.dropLine(ok, from: "nas") == "drop a.jpg from nas: ok")
+        #expect(R.dropLine(unsafe, from: nil) == "drop b.jpg: failed: only 0 of 1 other copies verified (unsafe_drop)")
+        #expect(R.dropLine(absent, from: nil) == "drop K3: not present")
+        #expect(R.dropSucceeded([ok, absent]))
+        #expect(!R.dropSucceeded([ok, unsafe]))
+        #expect(R.dropSucceeded([]))
     }
 
     @Test func boardRedrawsInPlace() {
@@ -113,5 +124,17 @@ import Testing
         let ts = (1...5).map { transfer("t\($0)", .queued, file: "f\($0)") }
         let text = board.frame(permanent: [], unsettled: ts, now: 0)
         #expect(text == "get f1  queued\nget f2  queued\n… and 3 more\n")
+    }
+}
+
+@Suite struct UnsupportedFeatureTests {
+    @Test func methodNotFoundBecomesUpgradeIt() {
+        let e = RPCError.methodNotFound("transfer.start").unsupported("transfers")
+        #expect(e?.message == "this annexd does not support transfers: upgrade it")
+        #expect(e?.code == -32601 && e?.reason == "method_not_found" && e?.data["method"] == "transfer.start")
+        let event = RPCError.invalidParams(reason: "unknown_event_type", "params.types: transfer.queued is not an event type")
+        #expect(event.unsupported("transfers")?.message == "this annexd does not support transfers: upgrade it")
+        #expect(event.unsupported("transfers")?.reason == "unknown_event_type")
+        #expect(RPCError.invalidParams(reason: "peer_required", "x").unsupported("transfers") == nil)
     }
 }

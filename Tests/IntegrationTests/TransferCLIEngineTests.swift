@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import Shared
+
+/// annex-cli get, copy, drop and transfers, run for real against annexd's transfer engine and
+/// a peer (another annexd, through the SOCKS stand-in): they wait for their transfers, say how
+/// each went (plain lines, JSON lines, or progress lines on a terminal) and exit accordingly.
+@Suite(.serialized, .timeLimit(.minutes(10))) struct TransferCLIEngineTests {
+    /// annex-cli on the fixture's client daemon, in `cwd` (default: the client repository).
+    func cli(_ f: TransferFixture, _ args: String..., cwd: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        try f.daemon.process.annexCLI(args, cwd: cwd ?? f.client, timeout: 60)
+    }
+
+    @Test func getAndCopyWaitAndSayHowEachWent() throws {
+        let f = try TransferFixture(files: ["big": 3_000_000, "small": 10])
+        try FileManager.default.createDirectory(atPath: f.client + "/sub", withIntermediateDirectories: true)
+        // From a subdirectory: paths are relative to it, as with git-annex.
+        let got = try cli(f, "get", "../big", "../small", cwd: f.client + "/sub")
+        #expect(got.status == 0, "\(got)")
+        #expect(got.stdout.contains("get big from peer: done (2.9 MiB)\n"), "\(got.stdout)")
+        #expect(got.stdout.contains("get small from peer: done (10 B)\n"), "\(got.stdout)")
+        #expect(got.stdout.hasSuffix("2 done (2.9 MiB)\n"), "\(got.stdout)")
+        #expect(!got.stdout.contains("\u{1B}"), "no terminal codes when stdout is not a terminal")
+        #expect(got.stderr.isEmpty, "\(got.stderr)")
+        #expect(sameBytes(f.client + "/big", f.server + "/big"))
+
+        // A copy with --json: each event's params as a line, then the summary.
+        try sh("head -c 500000 /dev/urandom > new && git annex add -q new && git commit -qm new", in: f.client, annex: f.annex)
+        let put = try cli(f, "copy", "--to", "peer", "--json", "new")
+        #expect(put.status == 0, "\(put)")
+        let lines = try put.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+        let summary = try #require(lines.last?["summary"], "\(put.stdout)")
+        #expect(summary["ok"] == true && summary["done"] == 1 && summary["failed"] == 0, "\(summary)")
+        #expect(summary["transfers"]?[0]?["file"]?.stringValue == "new")
+        let types = lines.dropLast().compactMap { $0["type"]?.stringValue }
+        #expect(types.count == lines.count - 1 && types.allSatisfy { $0.hasPrefix("transfer.") }, "\(types)")
+        #expect(types.last == "transfer.finished", "\(types)")
+        #expect(try f.whereis(try f.key("new", in: f.client), in: f.client).contains(f.serverUUID))
+
+        // The list has them, done.
+        let list = try cli(f, "transfers")
+        #expect(list.status == 0, "\(list)")
+        #expect(list.stdout.hasPrefix("ID"), "\(list.stdout)")
+        for file in ["big", "small", "new"] {
+            #expect(list.stdout.split(separator: "\n").contains { $0.contains(" done ") && $0.contains(" \(file) ") }, "\(file): \(list.stdout)")
+        }
+    }
+
+    @Test func aGetThatFailsExitsOneWithTheReason() throws {
+        let f = try TransferFixture(files: ["a": 10])
+        // Content nobody has: added in the client, then dropped there without checking.
+        try sh("head -c 1000 /dev/urandom > lost && git annex add -q lost && git commit -qm lost && git annex drop -q --force lost",
+               in: f.client, annex: f.annex)
+        let r = try cli(f, "get", "lost", "a")
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stdout.contains("get a from peer: done (10 B)"), "\(r.stdout)")
+        #expect(r.stderr.hasPrefix("1 done (10 B), 1 failed\n  get lost from peer: failed: "), "\(r.stderr)")
+        #expect(r.stderr.hasSuffix("(not_on_peer)\n"), "\(r.stderr)")
+
+        let json = try cli(f, "get", "--json", "lost")
+        #expect(json.status == 1)
+        let last = try JSONValue(parsing: String(json.stdout.split(separator: "\n").last ?? ""))
+        #expect(last["summary"]?["ok"] == false, "\(json.stdout)")
+        #expect(last["summary"]?["transfers"]?[0]?["error"]?["code"]?.stringValue == "not_on_peer", "\(json.stdout)")
+
+        // A path that is not annexed: the daemon's refusal, as a clear error.
+        let refused = try cli(f, "get", "nope", "--json")
+        #expect(refused.status == 1)
+        #expect(try JSONValue(parsing: refused.stdout.trimmingCharacters(in: .newlines))["error"]?["data"]?["reason"]?.stringValue
+                == "not_annexed", "\(refused)")
+    }
+
+    @Test func dropSaysWhatBecameOfEachFile() throws {
+        let f = try TransferFixture(files: ["a": 1000])
+        #expect(try cli(f, "get", "a").status == 0)
+        let dropped = try cli(f, "drop", "a")
+        #expect(dropped.status == 0, "\(dropped)")
+        #expect(dropped.stdout == "drop a: ok\n")
+        #expect(try sh("git annex find a", in: f.client, annex: f.annex).isEmpty, "the content is gone here")
+        // Now the peer holds the only copy: dropping it there is refused.
+        let unsafe = try cli(f, "drop", "--from", "peer", "a")
+        #expect(unsafe.status == 1, "\(unsafe)")
+        #expect(unsafe.stdout.hasPrefix("drop a from peer: failed: ") && unsafe.stdout.hasSuffix("(unsafe_drop)\n"), "\(unsafe.stdout)")
+    }
+
+    @Test func onATerminalProgressIsRedrawnInPlace() throws {
+        let f = try TransferFixture(files: ["big": 3_000_000])
+        let r = try PseudoTerminal.run([DaemonProcess.annexCLIPath, "get", "big"], env: ["ANNEXD_SOCKET": f.daemon.socket],
+                                       cwd: f.client, columns: 100, timeout: 60)
+        #expect(r.status == 0, "\(r.output)")
+        // The live area is moved over and cleared before each frame; what stays is the done line and the summary.
+        #expect(r.output.contains("get big  queued\r\n") || r.output.contains("get big  started"), "\(r.output.debugDescription)")
+        #expect(r.output.contains("\r\u{1B}[1A\u{1B}[J"), "\(r.output.debugDescription)")
+        #expect(r.output.contains("get big from peer: done (2.9 MiB)\r\n"), "\(r.output.debugDescription)")
+        #expect(r.output.hasSuffix("1 done (2.9 MiB)\r\n"), "\(r.output.debugDescription)")
+        #expect(sameBytes(f.client + "/big", f.server + "/big"))
+    }
+}
