@@ -88,14 +88,74 @@ import Shared
 
     @Test func onATerminalProgressIsRedrawnInPlace() throws {
         let f = try TransferFixture(files: ["big": 3_000_000])
+        // Slow enough for a progress event or two (they come at most once a second).
+        _ = try f.daemon.process.call("settings.set", ["download_limit": .int(1 << 20)])
         let r = try PseudoTerminal.run([DaemonProcess.annexCLIPath, "get", "big"], env: ["ANNEXD_SOCKET": f.daemon.socket],
                                        cwd: f.client, columns: 100, timeout: 60)
         #expect(r.status == 0, "\(r.output)")
         // The live area is moved over and cleared before each frame; what stays is the done line and the summary.
         #expect(r.output.contains("get big  queued\r\n") || r.output.contains("get big  started"), "\(r.output.debugDescription)")
         #expect(r.output.contains("\r\u{1B}[1A\u{1B}[J"), "\(r.output.debugDescription)")
+        // A bar with bytes, rate and ETA, e.g. `get big  [======>    ]  34%  1.0 MiB/2.9 MiB  1.0 MiB/s  ETA 2s`.
+        #expect(r.output.range(of: #"get big  \[=*>? *\] +\d+%  [\d.]+ [KM]iB/2\.9 MiB  [\d.]+ [KM]iB/s  ETA \d+s"#,
+                                                                   options: .regularExpression) != nil, "\(r.output.debugDescription)")
         #expect(r.output.contains("get big from peer: done (2.9 MiB)\r\n"), "\(r.output.debugDescription)")
         #expect(r.output.hasSuffix("1 done (2.9 MiB)\r\n"), "\(r.output.debugDescription)")
         #expect(sameBytes(f.client + "/big", f.server + "/big"))
+    }
+
+    @Test func pauseResumeCancelWhileAGetWaitsAndTransfersFollows() throws {
+        let f = try TransferFixture(files: ["big": 6_000_000])
+        _ = try f.daemon.process.call("settings.set", ["download_limit": .int(1 << 20)])
+        let env = ["ANNEXD_SOCKET": f.daemon.socket]
+        // `transfers --follow` and a waiting `get`, both in the background, output to files.
+        let follower = try DaemonProcess.spawn([DaemonProcess.annexCLIPath, "transfers", "--follow"], env: env, cwd: f.client,
+                                               stdinPath: nil, outputPath: f.root + "/follow.out")
+        defer { kill(follower, SIGKILL); _ = DaemonProcess.waitForExit(pid: follower, timeout: 5) }
+        let getter = try DaemonProcess.spawn([DaemonProcess.annexCLIPath, "get", "big"], env: env, cwd: f.client,
+                                             stdinPath: nil, outputPath: f.root + "/get.out", errorPath: f.root + "/get.err")
+        defer { kill(getter, SIGKILL); _ = DaemonProcess.waitForExit(pid: getter, timeout: 5) }
+        func waitFor(_ state: String) throws -> JSONValue {
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                let list = try f.daemon.process.call("transfer.list", ["repo": .string(f.client)])
+                if let t = list["transfers"]?.arrayValue?.first(where: { $0["state"]?.stringValue == state }) { return t }
+                usleep(50_000)
+            }
+            throw DaemonProcess.Failure(description: "no transfer became \(state)")
+        }
+        let id = try #require(try waitFor("active")["id"]?.stringValue)
+
+        let paused = try cli(f, "pause", id)
+        #expect(paused.status == 0, "\(paused)")
+        #expect(paused.stdout.hasPrefix("paused 1 transfer:\n  get big from peer: paused"), "\(paused.stdout)")
+        #expect(paused.stdout.hasSuffix("  [\(id)]\n"), "\(paused.stdout)")
+        let listed = try cli(f, "transfers", "--repo", f.client)
+        #expect(listed.stdout.contains("\(id)  paused "), "\(listed.stdout)")
+        // (Resuming at once races with the paused attempt's end: the engine then ends the transfer
+        // as failed "paused". Give the attempt time to stop.)
+        usleep(1_000_000)
+        #expect(try cli(f, "resume", "--all").stdout.hasPrefix("resumed 1 transfer:"))
+        _ = try waitFor("active")
+        let canceled = try cli(f, "cancel", "--all", "--repo", f.client, "--json")
+        #expect(canceled.status == 0)
+        #expect(try JSONValue(parsing: canceled.stdout.trimmingCharacters(in: .newlines))["transfers"]?[0]?["state"] == "canceled",
+                "\(canceled.stdout)")
+        #expect(try cli(f, "cancel", "--all").stdout == "no transfer was canceled\n")
+
+        // The waiting get saw it all and ends with 1: not done.
+        let status = DaemonProcess.waitForExit(pid: getter, timeout: 20)
+        let out = (try? String(contentsOfFile: f.root + "/get.out", encoding: .utf8)) ?? ""
+        let err = (try? String(contentsOfFile: f.root + "/get.err", encoding: .utf8)) ?? ""
+        #expect(status == 1, "get: \(out)\n\(err)")
+        #expect(out.contains("get big from peer: paused") && out.contains("get big from peer: canceled\n"), "\(out)")
+        #expect(err == "0 done, 1 canceled\n  get big from peer: canceled\n", "\(err)")
+        // So did the follower, which goes on.
+        usleep(300_000)
+        let followed = (try? String(contentsOfFile: f.root + "/follow.out", encoding: .utf8)) ?? ""
+        for line in ["get big from peer: queued", "get big from peer: started", "get big from peer: paused", "get big from peer: canceled"] {
+            #expect(followed.contains(line), "\(line): \(followed)")
+        }
+        #expect(DaemonProcess.waitForExit(pid: follower, timeout: 0) == nil, "transfers --follow keeps following")
     }
 }
