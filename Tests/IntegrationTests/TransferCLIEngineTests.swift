@@ -158,4 +158,25 @@ import Shared
         }
         #expect(DaemonProcess.waitForExit(pid: follower, timeout: 0) == nil, "transfers --follow keeps following")
     }
+
+    @Test func noWaitReturnsAtOnceAndAStoppingDaemonEndsTheWait() throws {
+        let f = try TransferFixture(files: ["big": 6_000_000])
+        _ = try f.daemon.process.call("settings.set", ["download_limit": .int(1 << 20)])
+        let queued = try cli(f, "get", "--no-wait", "big")
+        #expect(queued.status == 0, "\(queued)")
+        #expect(queued.stdout.hasPrefix("get big from peer: queued  [t"), "\(queued.stdout)")
+        // A get waiting for it sees the daemon stop, says so, and fails.
+        let getter = try DaemonProcess.spawn([DaemonProcess.annexCLIPath, "get", "big"], env: ["ANNEXD_SOCKET": f.daemon.socket],
+                                             cwd: f.client, stdinPath: nil, outputPath: f.root + "/get.out", errorPath: f.root + "/get.err")
+        defer { kill(getter, SIGKILL); _ = DaemonProcess.waitForExit(pid: getter, timeout: 5) }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, !((try? String(contentsOfFile: f.root + "/get.out", encoding: .utf8)) ?? "").contains("get big") {
+            usleep(50_000)
+        }
+        #expect(f.daemon.process.terminate() == 0, "\(f.daemon.process.log)")
+        let status = DaemonProcess.waitForExit(pid: getter, timeout: 20)
+        let err = (try? String(contentsOfFile: f.root + "/get.err", encoding: .utf8)) ?? ""
+        #expect(status == 1)
+        #expect(err == "annex-cli: annexd is stopping; unfinished transfers go on when it starts again: see `annex-cli transfers`\n", "\(err)")
+    }
 }
