@@ -42,7 +42,7 @@ struct TransferOutput {
         case .plain: write(changed.map { TransferRendering.line($0, now: Self.now) })
         case .terminal:
             // Lines that stay: what ended, and failures that will be retried; the rest is live.
-            let stays = changed.filter { $0.isSettled || $0.state == .failed }
+            let stays = changed.filter { $0.isSettled || $0.nextRetry != nil || $0.error != nil }
             redraw(permanent: stays.map { TransferRendering.line($0, now: Self.now) }, watch)
         }
     }

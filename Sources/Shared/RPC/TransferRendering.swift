@@ -79,16 +79,17 @@ public enum TransferRendering {
     /// What happened to a transfer, after its subject: `done (1.2 MiB)`,
     /// `failed: no route (peer_unreachable); retrying in 30s`, `started (attempt 2)`.
     public static func status(_ t: TransferInfo, now: Double) -> String {
+        let why = t.error.map { ": \($0.message) (\($0.code))" } ?? ""
+        // A failed attempt that will be retried (the daemon may show it queued or failed).
+        if t.nextRetry != nil && (t.state == .queued || t.state == .failed) { return "failed" + why + "; " + retryIn(t, now: now) }
         switch t.state {
-        case .queued: return t.nextRetry != nil ? retryIn(t, now: now) : "queued"
+        case .queued: return t.error.map { "queued (last attempt: \($0.message) (\($0.code)))" } ?? "queued"
         case .active: return t.attempt > 1 ? "started (attempt \(t.attempt))" : "started"
         case .verifying: return "verifying"
         case .paused: return "paused" + (t.bytes > 0 ? " at \(bytes(t.bytes))" : "")
         case .done: return "done (\(bytes(t.size ?? t.bytes)))"
         case .canceled: return "canceled"
-        case .failed:
-            let why = t.error.map { ": \($0.message) (\($0.code))" } ?? ""
-            return "failed" + why + (t.nextRetry != nil ? "; " + retryIn(t, now: now) : "")
+        case .failed: return "failed" + why
         }
     }
 

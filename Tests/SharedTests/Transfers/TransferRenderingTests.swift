@@ -52,7 +52,12 @@ import Testing
                 == "get photos/a.jpg from nas: failed: nas did not answer over tor (peer_unreachable)")
         #expect(R.line(transfer("a", .failed, nextRetry: 1030, error: unreachable), now: now)
                 == "get photos/a.jpg from nas: failed: nas did not answer over tor (peer_unreachable); retrying in 30s")
-        #expect(R.line(transfer("a", .queued, nextRetry: 1030), now: now) == "get photos/a.jpg from nas: retrying in 30s")
+        #expect(R.line(transfer("a", .queued, nextRetry: 1030, error: unreachable), now: now)
+                == "get photos/a.jpg from nas: failed: nas did not answer over tor (peer_unreachable); retrying in 30s")
+        #expect(R.line(transfer("a", .queued, nextRetry: 1030), now: now) == "get photos/a.jpg from nas: failed; retrying in 30s")
+        // Failed with one source, queued for the next.
+        #expect(R.line(transfer("a", .queued, error: unreachable), now: now)
+                == "get photos/a.jpg from nas: queued (last attempt: nas did not answer over tor (peer_unreachable))")
         #expect(R.line(transfer("a", .canceled), now: now) == "get photos/a.jpg from nas: canceled")
         var noPeer = transfer("a", .queued)
         noPeer.peer = nil
