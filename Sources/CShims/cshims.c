@@ -55,3 +55,29 @@ int annexd_spawn(const char *const argv[], const char *const envp[], const char 
 int annexd_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }
+
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+
+int annexd_open_pty(int *master, int *slave, unsigned short columns, unsigned short rows) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return errno;
+    char name[128];
+    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, name, sizeof name) != 0) {
+        int e = errno;
+        close(m);
+        return e;
+    }
+    int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        int e = errno;
+        close(m);
+        return e;
+    }
+    struct winsize ws = { .ws_row = rows, .ws_col = columns };
+    ioctl(s, TIOCSWINSZ, &ws);
+    *master = m;
+    *slave = s;
+    return 0;
+}

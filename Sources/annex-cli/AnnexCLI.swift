@@ -9,8 +9,11 @@ import Shared
 struct AnnexCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annex-cli",
-        abstract: "Drive annexd: repositories, peers, events.",
-        subcommands: [Status.self, RepoCommand.self, RemoteCommand.self, Invite.self, Pair.self, PeerCommand.self, Events.self, TorCommand.self, DaemonCommand.self])
+        abstract: "Drive annexd: repositories, peers, transfers, events.",
+        subcommands: [Status.self, RepoCommand.self, RemoteCommand.self, Invite.self, Pair.self, PeerCommand.self,
+                      Get.self, Copy.self, Drop.self, Transfers.self, TransferAction<TransferCancel>.self,
+                      TransferAction<TransferPause>.self, TransferAction<TransferResume>.self, TransferAction<TransferRetry>.self,
+                      Events.self, TorCommand.self, DaemonCommand.self])
 }
 
 /// Options every command takes.

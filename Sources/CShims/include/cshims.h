@@ -13,5 +13,9 @@ int annexd_start_writeback(int fd, off_t offset, off_t nbytes);
 int annexd_spawn(const char *const argv[], const char *const envp[], const char *cwd,
                  int in_fd, int out_fd, int err_fd, int *pid);
 
+/// A pseudo-terminal of columns x rows: *master and *slave, both close-on-exec
+/// (for running a program on a terminal). Returns 0, or an errno value.
+int annexd_open_pty(int *master, int *slave, unsigned short columns, unsigned short rows);
+
 /// pipe2(fds, O_CLOEXEC): a pipe whose ends no spawned child inherits.
 int annexd_pipe_cloexec(int fds[2]);

@@ -82,10 +82,8 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// posix_spawn of `args` with the test's environment plus `env`, stdin from `stdinPath`
     /// (nil: /dev/null), stdout and stderr appended to `outputPath` (or to two files).
-    static func spawn(_ args: [String], env: [String: String] = [:], stdinPath: String?,
+    static func spawn(_ args: [String], env: [String: String] = [:], cwd: String? = nil, stdinPath: String?,
                       outputPath: String, errorPath: String? = nil) throws -> Int32 {
-        var environment = ProcessInfo.processInfo.environment
-        for (k, v) in env { environment[k] = v }
         let inFD: Int32 = stdinPath.map { open($0, O_RDONLY | O_CLOEXEC) } ?? -1
         let outFD = open(outputPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         let errFD = errorPath.map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) } ?? outFD
@@ -97,6 +95,15 @@ final class DaemonProcess: @unchecked Sendable {
         guard outFD >= 0, errFD >= 0, stdinPath == nil || inFD >= 0 else {
             throw Failure(description: "cannot open the child's stdio files: errno \(errno)")
         }
+        return try spawn(args, env: env, cwd: cwd, stdin: inFD, stdout: outFD, stderr: errFD)
+    }
+
+    /// posix_spawn of `args` with the test's environment plus `env`, in `cwd` (nil: this
+    /// process's), with these descriptors as its stdin (-1: /dev/null), stdout and stderr.
+    static func spawn(_ args: [String], env: [String: String] = [:], cwd: String? = nil,
+                      stdin inFD: Int32, stdout outFD: Int32, stderr errFD: Int32) throws -> Int32 {
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v }
         let argStrings = args.map { strdup($0) }
         let envStrings = environment.map { strdup("\($0.key)=\($0.value)") }
         defer { (argStrings + envStrings).forEach { free($0) } }
@@ -104,7 +111,7 @@ final class DaemonProcess: @unchecked Sendable {
         let envp: [UnsafePointer<CChar>?] = envStrings.map { UnsafePointer($0) } + [nil]
         var pid: Int32 = 0
         let rc = argv.withUnsafeBufferPointer { a in
-            envp.withUnsafeBufferPointer { e in annexd_spawn(a.baseAddress!, e.baseAddress!, nil, inFD, outFD, errFD, &pid) }
+            envp.withUnsafeBufferPointer { e in annexd_spawn(a.baseAddress!, e.baseAddress!, cwd, inFD, outFD, errFD, &pid) }
         }
         guard rc == 0 else { throw Failure(description: "cannot start \(args[0]): \(String(cString: strerror(rc)))") }
         return pid
@@ -124,7 +131,7 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     /// Runs a short-lived program to completion (killed after `timeout`): its exit status and output.
-    static func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil,
+    static func run(_ args: [String], env: [String: String] = [:], cwd: String? = nil, stdin: String? = nil,
                     timeout: TimeInterval = DaemonProcess.defaultTimeout) throws -> (status: Int32, stdout: String, stderr: String) {
         let tmp = makeScratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: tmp) }
@@ -134,7 +141,7 @@ final class DaemonProcess: @unchecked Sendable {
             try Data(stdin.utf8).write(to: URL(fileURLWithPath: inPath!))
             chmod(inPath!, 0o644)
         }
-        let pid = try spawn(args, env: env, stdinPath: inPath, outputPath: tmp + "/stdout", errorPath: tmp + "/stderr")
+        let pid = try spawn(args, env: env, cwd: cwd, stdinPath: inPath, outputPath: tmp + "/stdout", errorPath: tmp + "/stderr")
         guard let status = waitForExit(pid: pid, timeout: timeout) else {
             kill(pid, SIGKILL)
             _ = waitForExit(pid: pid, timeout: 5)
@@ -221,9 +228,16 @@ final class DaemonProcess: @unchecked Sendable {
     /// The real annex-cli with ANNEXD_SOCKET set to this daemon's socket.
     func annexCLI(_ args: String..., env: [String: String] = [:], timeout: TimeInterval = DaemonProcess.defaultTimeout) throws
         -> (status: Int32, stdout: String, stderr: String) {
+        try annexCLI(args, env: env, timeout: timeout)
+    }
+
+    /// The real annex-cli with ANNEXD_SOCKET set to this daemon's socket, run in `cwd` (nil: here).
+    func annexCLI(_ args: [String], env: [String: String] = [:], cwd: String? = nil,
+                  timeout: TimeInterval = DaemonProcess.defaultTimeout) throws
+        -> (status: Int32, stdout: String, stderr: String) {
         var e = env
         if e["ANNEXD_SOCKET"] == nil { e["ANNEXD_SOCKET"] = socketPath }
-        return try Self.run([Self.annexCLIPath] + args, env: e, timeout: timeout)
+        return try Self.run([Self.annexCLIPath] + args, env: e, cwd: cwd, timeout: timeout)
     }
 }
 
