@@ -115,4 +115,16 @@ import Testing
         let again = enqueue(&q, "K1")
         #expect(again.state == .queued)
     }
+
+    @Test func aTransferWhoseAttemptIsStillStoppingWaitsForIt() {
+        var q = TransferQueue()
+        let id = enqueue(&q, "K1").id
+        _ = q.startNext(now: 0, limits: .init())
+        _ = q.apply(.pause, to: [id], now: 0)
+        _ = q.apply(.resume, to: [id], now: 0)
+        let whileStopping = q.startNext(now: 0, limits: .init(), busy: [id])
+        #expect(whileStopping == nil)
+        let after = q.startNext(now: 0, limits: .init())
+        #expect(after?.info.id == id)
+    }
 }

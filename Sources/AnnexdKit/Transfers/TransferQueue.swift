@@ -91,15 +91,16 @@ struct TransferQueue: Sendable {
     var unfinished: [Entry] { order.compactMap { entries[$0] }.filter { !$0.info.state.isFinal } }
 
     /// The next transfer to start, marked active; nil when none may start now.
-    /// Round robin between repositories; within one, oldest first.
-    mutating func startNext(now: Double, limits: Limits) -> Entry? {
+    /// Round robin between repositories; within one, oldest first. `busy`: transfers whose
+    /// last attempt is still stopping (paused and resumed at once) wait for it.
+    mutating func startNext(now: Double, limits: Limits, busy: Set<String> = []) -> Entry? {
         let running = active
         guard running.count < limits.jobs else { return nil }
         var perPeer: [String: Int] = [:]
         for e in running { if let p = e.peer?.uuid { perPeer[p, default: 0] += 1 } }
         var firstOfRepo: [String: String] = [:], repos: [String] = []
         for id in order {
-            guard let e = entries[id], e.info.state == .queued, (e.info.nextRetry ?? 0) <= now else { continue }
+            guard let e = entries[id], e.info.state == .queued, (e.info.nextRetry ?? 0) <= now, !busy.contains(id) else { continue }
             if let p = e.peer?.uuid, perPeer[p, default: 0] >= limits.perPeer { continue }
             if firstOfRepo[e.repoUUID] == nil { firstOfRepo[e.repoUUID] = id; repos.append(e.repoUUID) }
         }

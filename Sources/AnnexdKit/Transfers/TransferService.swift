@@ -65,6 +65,9 @@ public final class TransferService: Sendable {
 
     private static func now() -> Double { Date().timeIntervalSince1970 }
 
+    /// Codes of attempts stopped from outside (pause, cancel, daemon stopping): not failures.
+    static let stopCodes: Set<String> = ["paused", "canceled", "shutdown"]
+
     // MARK: RPC
 
     public func start(_ p: TransferStart.Params) async throws -> TransferListResult {
@@ -201,7 +204,7 @@ public final class TransferService: Sendable {
     private func startWhatMay() async {
         let limits = settings.limits
         let socks = await dialer.socks()
-        while let entry = queue.withLock({ $0.startNext(now: Self.now(), limits: limits) }) {
+        while let entry = queue.withLock({ q in q.startNext(now: Self.now(), limits: limits, busy: Set(running.withLock { $0.keys })) }) {
             launch(entry, socks: socks)
         }
     }
@@ -242,8 +245,8 @@ public final class TransferService: Sendable {
         let limits = settings.limits
         let info: TransferInfo? = queue.withLock { q in
             guard let state = q[id]?.info.state else { return nil }
-            // Paused or canceled while running: that state stands.
-            if state == .paused || state == .canceled { return nil }
+            // Paused or canceled while running (and maybe resumed since): what the user asked stands.
+            if state == .paused || state == .canceled || Self.stopCodes.contains(failure?.code ?? "") { return nil }
             if let failure { return q.fail(id, failure, now: Self.now(), limits: limits) }
             q.update(id) { $0.bytes = $0.size ?? (offset + moved); $0.resumedFrom = offset }
             q.finish(id)

@@ -105,7 +105,7 @@ struct TransferWorker {
         running.record.withLock { $0 = record }
         let failure = transfer(running)
         running.record.withLock { $0 = nil }
-        if failure == nil || !TransferQueue.retryable.contains(failure!.code) && failure!.code != "paused" && failure!.code != "canceled" && failure!.code != "shutdown" {
+        if failure == nil || !TransferQueue.retryable.contains(failure!.code) && !TransferService.stopCodes.contains(failure!.code) {
             // Recorded as git-annex does: a failure in failed/ (git annex get --failed finds it).
             try? record.finish(success: failure == nil)
         } else {
