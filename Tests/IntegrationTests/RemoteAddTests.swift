@@ -63,29 +63,9 @@ import Testing
             cd .. && git init -q repoA && cd repoA && git annex init -q A
             """, in: root, annex: annex)
         let rdUUID = try sh("git config annex.uuid", in: root + "/rd").trimmingCharacters(in: .whitespacesAndNewlines)
-        let onion = OnionNetwork.fakeOnionValid()
-        let sock = root + "/rdsock/s"
-        try Posix.makeDirectories(root + "/rdsock")
-        try """
-            HiddenServiceDir /var/lib/tor/tor-annex_\(getuid())_\(rdUUID)
-            HiddenServicePort 1234 unix:\(sock)
-
-            """.write(toFile: root + "/torrc", atomically: true, encoding: .utf8)
-        try Posix.makeDirectories(root + "/rd/.git/annex/creds")
-        try "tor-annex::\(onion):1234\n".write(toFile: root + "/rd/.git/annex/creds/p2paddrs", atomically: true, encoding: .utf8)
-        let address = try sh("git annex p2p --gen-addresses", in: root + "/rd", annex: annex)
-            .split(separator: "\n").first { $0.hasPrefix("tor-annex::") }.map(String.init)
-        let rdAddress = try #require(address)
-
-        // remotedaemon reads its commands on stdin and stops at EOF: closing our end stops it.
-        let rd = try ChildProcess(["env", "PATH=\(annex.binDir):/usr/bin:/bin", "unshare", "-m", "sh", "-c",
-                                   "mount --bind \(root)/torrc /etc/tor/torrc && cd \(root)/rd && exec git annex remotedaemon --foreground >/dev/null"],
-                                  quietStderr: true)
-        defer { rd.closeStdin(); rd.closeStdout(); rd.wait() }
-        let deadline = Date().addingTimeInterval(20)
-        while !Posix.exists(sock) && Date() < deadline { usleep(50_000) }
-        #expect(Posix.exists(sock), "remotedaemon did not listen on \(sock)")
-        try net.map("\(onion):1234", to: sock)
+        let rd = try StockRemotedaemon(repo: root + "/rd", scratch: root, net: net, annex: annex)
+        defer { rd.stop() }
+        let rdAddress = rd.address
 
         _ = try a.json("repo add \(root)/repoA")
         let linked = try a.cli("remote add rd \(rdAddress) --repo \(root)/repoA --json")

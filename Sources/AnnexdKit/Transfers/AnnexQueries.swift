@@ -69,17 +69,6 @@ enum AnnexQueries {
         return out
     }
 
-    /// git config values of the repository matching `regexp` (`git config --get-regexp`).
-    static func config(_ regexp: String, in annex: AnnexRepo) -> [String: String] {
-        guard let out = try? Command.output(["git", "config", "--get-regexp", regexp], cwd: annex.path) else { return [:] }
-        var values: [String: String] = [:]
-        for line in out.split(separator: "\n") {
-            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
-            values[parts[0]] = parts.count == 2 ? parts[1] : ""
-        }
-        return values
-    }
-
     /// True when `file` (relative to the repository) is an unlocked file whose work-tree copy is
     /// still the pointer to `key` (`/annex/objects/KEY`), so a get must populate it.
     static func isUnpopulatedPointer(_ file: String, key: AnnexKey, in annex: AnnexRepo) -> Bool {

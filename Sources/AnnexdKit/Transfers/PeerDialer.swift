@@ -55,8 +55,21 @@ public struct PeerDialer: Sendable {
         return client
     }
 
+    /// Reaches tor-annex remote `remote` of `annex`: its address, the token stored for its onion,
+    /// AUTH as the repository. Errors carry transfer failure codes (no_peer, auth_failed, …).
+    func connect(_ remote: RemoteInfo, of annex: AnnexRepo, store: ObjectStore?,
+                 socksAddress: (host: String, port: Int)) throws(DialError) -> P2PClient {
+        guard let address = try? TorAnnexAddress(parsing: remote.address) else {
+            throw DialError(code: "no_peer", description: "remote \(remote.name) has an unusable address \(remote.address)")
+        }
+        guard let token = Self.token(annex, onion: address.onion) else {
+            throw DialError(code: "auth_failed", description: "no token is stored for \(remote.name) (\(address.address)) in \(annex.path)/.git/annex/creds: link it again (annex-cli remote add, or git annex p2p --link)")
+        }
+        return try connect(address, token: token, as: annex.uuid, store: store, socksAddress: socksAddress)
+    }
+
     /// The token this repository presents to `onion` (what `git annex p2p --link` stored).
-    static func token(_ annex: AnnexRepo, onion: String) -> AuthToken? {
+    private static func token(_ annex: AnnexRepo, onion: String) -> AuthToken? {
         for name in CredsStore.remoteTokenFileNames(onion: onion) {
             let path = CredsStore.directory(annex) + "/" + name
             if let text = try? String(contentsOfFile: path, encoding: .utf8),

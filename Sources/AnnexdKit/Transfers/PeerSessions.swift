@@ -55,14 +55,8 @@ final class PeerSessions {
         guard let remote = remote(uuid: uuid) else {
             return .failure(TransferFailure(code: "no_peer", message: "\(uuid) is not a tor-annex remote of \(annex.path), so annexd cannot reach it"))
         }
-        guard let address = try? TorAnnexAddress(parsing: remote.address) else {
-            return .failure(TransferFailure(code: "no_peer", message: "remote \(remote.name) has an unusable address \(remote.address)"))
-        }
-        guard let token = PeerDialer.token(annex, onion: address.onion) else {
-            return .failure(TransferFailure(code: "auth_failed", message: "no token is stored for \(remote.name) (\(address.onion)): link it again (annex-cli remote add, or git annex p2p --link)"))
-        }
         do {
-            return .success(try dialer.connect(address, token: token, as: annex.uuid, store: nil, socksAddress: socks))
+            return .success(try dialer.connect(remote, of: annex, store: nil, socksAddress: socks))
         } catch {
             return .failure(TransferFailure(code: error.code, message: "\(remote.name): \(error.description)"))
         }

@@ -29,9 +29,10 @@ struct TransferQueue: Sendable {
         /// The first retry's delay in seconds (annex.retry-delay).
         var retryDelay: Double = 1
         var maxRetryDelay: Double = 600
-        /// Finished transfers kept for transfer.list.
-        var keepFinished = 1000
     }
+
+    /// Finished transfers kept for transfer.list.
+    static let keepFinished = 1000
 
     /// Codes of failures worth another attempt.
     static let retryable: Set<String> = ["peer_unreachable", "stalled", "protocol_error", "io_error", "verify_failed", "in_progress"]
@@ -131,7 +132,7 @@ struct TransferQueue: Sendable {
 
     mutating func finish(_ id: String) {
         update(id) { $0.state = .done; $0.error = nil; $0.rate = 0; $0.eta = 0; $0.nextRetry = nil }
-        prune(keep: Limits().keepFinished)
+        prune()
     }
 
     /// An attempt failed. A get tries its next source at once; when none is left (or for a put), a
@@ -162,7 +163,7 @@ struct TransferQueue: Sendable {
             e.info.nextRetry = nil
         }
         entries[id] = e
-        prune(keep: limits.keepFinished)
+        prune()
         return e.info
     }
 
@@ -206,8 +207,8 @@ struct TransferQueue: Sendable {
         order.filter { id in repoUUID == nil || entries[id]?.repoUUID == repoUUID }
     }
 
-    /// Forgets the oldest finished transfers beyond `keep`.
-    private mutating func prune(keep: Int) {
+    /// Forgets the oldest finished transfers beyond `keepFinished`.
+    private mutating func prune(keep: Int = keepFinished) {
         let finished = order.filter { entries[$0]?.info.state.isFinal == true }
         guard finished.count > keep else { return }
         let drop = Set(finished.prefix(finished.count - keep))

@@ -106,8 +106,8 @@ public final class TransferService: Sendable {
         return TransferListResult(transfers: infos, total: infos.count)
     }
 
-    /// Sources for a get, best first: peers the location log names (cheaper, then already
-    /// connected), then the other linked peers (the log may lag behind).
+    /// Sources for a get, best first: peers the location log names (those with an idle
+    /// connection first), then the other linked peers (the log may lag behind).
     private func rankSources(_ remotes: [TransferPeer], holding: [String], repoUUID: String) -> [TransferPeer] {
         let listed = remotes.filter { holding.contains($0.uuid) }
         let rest = remotes.filter { !holding.contains($0.uuid) }
@@ -221,12 +221,11 @@ public final class TransferService: Sendable {
         let handle = RunningTransfer(id: info.id, meter: meter)
         running.withLock { $0[info.id] = handle }
         let prepared: (TransferWorker)? = {
-            guard let repo = repos.registry.find(entry.repoUUID), let annex = try? repos.openRepo(repo),
+            guard let repo = repos.registry.find(entry.repoUUID), let store = try? repos.objectStore(repo),
                   let key = try? AnnexKey(parsing: info.key),
-                  let remote = linking.remotes(of: repo).first(where: { $0.uuid == peer.uuid }),
-                  let address = try? TorAnnexAddress(parsing: remote.address) else { return nil }
-            return TransferWorker(annex: annex, store: ObjectStore(repo: annex), dialer: dialer, socks: socks, pool: pool,
-                                  address: address, peer: peer, key: key, file: info.file, direction: info.direction)
+                  let remote = linking.remotes(of: repo).first(where: { $0.uuid == peer.uuid }) else { return nil }
+            return TransferWorker(store: store, dialer: dialer, socks: socks, pool: pool,
+                                  remote: remote, peer: peer, key: key, file: info.file, direction: info.direction)
         }()
         guard let worker = prepared else {
             running.withLock { $0[info.id] = nil }
@@ -264,7 +263,6 @@ public final class TransferService: Sendable {
 
     /// Once a second: progress of the transfers moving bytes, stalls, idle connections, saving.
     private func tick() {
-        let now = Self.now()
         let stall = settings.stallSeconds
         var byRepo: [String: [TransferInfo]] = [:], repoUUIDs: [String: String] = [:], movedByRepo: [String: Int64] = [:]
         let handles = running.withLock { $0 }
@@ -276,7 +274,7 @@ public final class TransferService: Sendable {
             if stall > 0, stage.inData, handle.meter.idle > stall {
                 handle.interrupt(TransferFailure(code: "stalled", message: "no data moved for \(Int(stall)) s (annex.stalldetection); the partial is kept and the transfer retries"))
             }
-            guard let info = queue.withLock({ q -> TransferInfo? in
+            guard let (info, uuid) = queue.withLock({ q -> (TransferInfo, String)? in
                 q.update(id) { i in
                     i.resumedFrom = stage.offset
                     i.bytes = stage.offset + moved
@@ -284,9 +282,8 @@ public final class TransferService: Sendable {
                     i.eta = (rate > 0 && i.size != nil) ? Double(max(0, i.size! - i.bytes)) / rate : nil
                     if stage.verifying { i.state = .verifying }
                 }
-                return q[id]?.info
+                return q[id].map { ($0.info, $0.repoUUID) }
             }) else { continue }
-            let uuid = queue.withLock { $0[id]?.repoUUID } ?? ""
             byRepo[uuid, default: []].append(info)
             repoUUIDs[uuid] = info.repo
             movedByRepo[uuid, default: 0] += moved
@@ -304,7 +301,6 @@ public final class TransferService: Sendable {
         progressMark.withLock { $0 = newMarks }
         pool.expire()
         if dirty.exchange(false, ordering: .relaxed) { save() }
-        _ = now
     }
 
     private func stopAll() {

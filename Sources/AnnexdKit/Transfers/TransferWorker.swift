@@ -76,13 +76,14 @@ final class ConnectionPool: Sendable {
 }
 
 struct TransferWorker {
-    let annex: AnnexRepo
+    /// The repository's object store (shared with its listener: one location-log process).
     let store: ObjectStore
+    var annex: AnnexRepo { store.repo }
     let dialer: PeerDialer
     let socks: (host: String, port: Int)
     let pool: ConnectionPool
-    /// The peer's address as this repository's remote has it.
-    let address: TorAnnexAddress
+    /// The peer as this repository's tor-annex remote.
+    let remote: RemoteInfo
     let peer: TransferPeer
     let key: AnnexKey
     let file: String?
@@ -115,14 +116,11 @@ struct TransferWorker {
     }
 
     private func transfer(_ running: RunningTransfer) -> TransferFailure? {
-        guard let token = PeerDialer.token(annex, onion: address.onion) else {
-            return TransferFailure(code: "auth_failed", message: "no token for \(address.address) in \(annex.path)/.git/annex/creds: link the peer again (annex-cli remote add, or git annex p2p --link)")
-        }
         let client: P2PClient
         if let reused = pool.take(repo: annex.uuid, peer: peer.uuid) {
             client = reused
         } else {
-            do { client = try dialer.connect(address, token: token, as: annex.uuid, store: store, socksAddress: socks) } catch {
+            do { client = try dialer.connect(remote, of: annex, store: store, socksAddress: socks) } catch {
                 return running.stopReason ?? TransferFailure(code: error.code, message: error.description)
             }
         }
