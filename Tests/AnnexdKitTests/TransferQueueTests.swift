@@ -7,8 +7,8 @@ import Testing
     let nas = TransferPeer(uuid: "u-nas", name: "nas"), laptop = TransferPeer(uuid: "u-laptop", name: "laptop")
 
     private func enqueue(_ q: inout TransferQueue, repo: String = "r1", _ key: String, _ direction: TransferDirection = .get,
-                         peers: [TransferPeer]? = nil) -> TransferInfo {
-        q.enqueue(repo: "/" + repo, repoUUID: repo, direction: direction, key: key, file: nil, size: 10,
+                         peers: [TransferPeer]? = nil, size: Int64 = 10 << 20) -> TransferInfo {
+        q.enqueue(repo: "/" + repo, repoUUID: repo, direction: direction, key: key, file: nil, size: size,
                   candidates: peers ?? [nas, laptop], now: 0).info
     }
 
@@ -34,6 +34,33 @@ import Testing
         let started = (0..<5).compactMap { _ in q.startNext(now: 0, limits: limits)?.info.key }
         // Two from nas (its limit), then laptop's, then nothing (3 in all).
         #expect(started == ["K1", "K2", "K5"])
+    }
+
+    /// Small files wait on round trips, not bandwidth: they run in a lane of their own, many per
+    /// peer, beside the large ones; a repository's annex.jobs caps its large ones.
+    @Test func smallFilesHaveTheirOwnLaneAndARepositoryItsCap() {
+        var q = TransferQueue()
+        for k in ["L1", "L2", "L3"] { _ = enqueue(&q, k, peers: [nas]) }
+        for n in 1...5 { _ = enqueue(&q, "S\(n)", peers: [nas], size: TransferSettings.smallFileSize) }
+        _ = enqueue(&q, "L4", peers: [nas], size: TransferSettings.smallFileSize + 1)
+        var limits = TransferQueue.Limits()
+        limits.jobs = 2
+        limits.perPeer = 2
+        limits.smallPerPeer = 3
+        let started = (0..<9).compactMap { _ in q.startNext(now: 0, limits: limits)?.info.key }
+        #expect(started == ["L1", "L2", "S1", "S2", "S3"], "two large (jobs), three small (small_jobs), no more")
+        // The global small cap.
+        var q2 = TransferQueue()
+        for n in 1...4 { _ = enqueue(&q2, "S\(n)", peers: [TransferPeer(uuid: "p\(n)", name: nil)], size: 1) }
+        limits.smallJobs = 3
+        #expect((0..<4).compactMap { _ in q2.startNext(now: 0, limits: limits)?.info.key } == ["S1", "S2", "S3"])
+        // annex.jobs=1 in repository r1: one large transfer at a time there, while r2 runs its own.
+        var q3 = TransferQueue()
+        for k in ["A1", "A2"] { _ = enqueue(&q3, repo: "r1", k, peers: [TransferPeer(uuid: "pa-\(k)", name: nil)]) }
+        _ = enqueue(&q3, repo: "r2", "B1", peers: [laptop])
+        limits = TransferQueue.Limits()
+        limits.repoJobs = ["r1": 1]
+        #expect((0..<3).compactMap { _ in q3.startNext(now: 0, limits: limits)?.info.key } == ["A1", "B1"])
     }
 
     @Test func repositoriesTakeTurns() {

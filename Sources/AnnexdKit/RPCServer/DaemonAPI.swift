@@ -67,7 +67,7 @@ enum DaemonAPI {
         d.on(TransferResume.self) { p, _ in try transfers.act(.resume, p) }
         d.on(TransferCancel.self) { p, _ in try transfers.act(.cancel, p) }
         d.on(TransferRetry.self) { p, _ in try transfers.act(.retry, p) }
-        d.on(SettingsGet.self) { _, _ in transfers.settings.settings }
-        d.on(SettingsSet.self) { p, _ in try transfers.settings.update { try p.applied(to: $0) } }
+        d.on(SettingsGet.self) { _, _ in try await Blocking.run { transfers.currentSettings() } }
+        d.on(SettingsSet.self) { p, _ in try transfers.settings.update(p) }
     }
 }

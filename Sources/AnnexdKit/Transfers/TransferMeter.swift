@@ -54,9 +54,15 @@ final class TransferMeter: PayloadMeter, Sendable {
     private struct State {
         var moved: Int64 = 0
         var lastMove = RateLimiter.now()
-        /// (time, moved) a few seconds back, for the rate.
+        /// (time, moved) once a second, back as far as stall detection needs, for the rate and stalls.
         var samples: [(Double, Int64)] = []
+        /// When the payload began (DATA), for stall detection.
+        var dataStart: Double?
+        let created = RateLimiter.now()
     }
+    /// Reaching the peer (tor's SOCKS connect, AUTH, the request) may take this long, plus the
+    /// stall time, before the payload starts: tor's own connect timeout is 120 s.
+    static let reachAllowance: Double = 120
     private let state = Mutex(State())
     let limiters: [RateLimiter]
 
@@ -78,17 +84,34 @@ final class TransferMeter: PayloadMeter, Sendable {
     /// Bytes moved since the meter was made.
     var moved: Int64 { state.withLock { $0.moved } }
 
-    /// Seconds since a byte last moved.
-    var idle: Double { RateLimiter.now() - state.withLock { $0.lastMove } }
+    /// The payload (DATA) began.
+    func dataStarted() { state.withLock { $0.dataStart = RateLimiter.now() } }
 
-    /// Bytes per second over the last ~5 seconds (call about once a second).
-    func sampleRate() -> Double {
+    /// Records a sample (call about once a second, keeping `history` seconds of them); returns
+    /// bytes per second over the last ~5 seconds.
+    func sampleRate(history: Double = 5) -> Double {
         state.withLock { s in
             let now = RateLimiter.now()
             s.samples.append((now, s.moved))
-            s.samples.removeAll { now - $0.0 > 5 }
-            guard let first = s.samples.first, now - first.0 > 0.2 else { return 0 }
+            s.samples.removeAll { now - $0.0 > max(5, history) + 1.5 }
+            guard let first = s.samples.first(where: { now - $0.0 <= 5 }), now - first.0 > 0.2 else { return 0 }
             return Double(s.moved - first.1) / (now - first.0)
+        }
+    }
+
+    /// Whether the payload has moved too little under `rule` (annex.stalldetection): fewer than
+    /// its bytes in its last seconds, counted only once the payload has run that long; or the
+    /// payload has not started within `reachAllowance` and those seconds (a peer that accepts
+    /// and never answers).
+    func stalled(_ rule: TransferGitConfig.Stall) -> Bool {
+        guard case .below(let bytes, let seconds) = rule else { return false }
+        return state.withLock { s in
+            let now = RateLimiter.now()
+            guard let start = s.dataStart else { return now - s.created >= Self.reachAllowance + seconds }
+            guard now - start >= seconds else { return false }
+            if bytes <= 1 { return now - max(s.lastMove, start) >= seconds }
+            guard let base = s.samples.last(where: { now - $0.0 >= seconds }) else { return false }
+            return s.moved - base.1 < bytes
         }
     }
 }

@@ -17,13 +17,22 @@ struct TransferQueue: Sendable {
         /// Index in `candidates` of the peer the current (or next) attempt uses.
         var candidate = 0
         var peer: TransferPeer? { candidates.indices.contains(candidate) ? candidates[candidate] : nil }
+        /// A file small enough that its transfer is mostly round trips.
+        var isSmall: Bool { (info.size ?? Int64.max) <= TransferSettings.smallFileSize }
     }
 
     struct Limits: Sendable, Equatable {
         /// Transfers running at once, over all repositories.
         var jobs = 4
         /// Transfers running at once with one peer.
-        var perPeer = 2
+        var perPeer = 4
+        /// Transfers of small files running at once with one peer, besides the others (they wait on
+        /// round trips, not bandwidth: over Tor, one at a time would leave the circuit idle).
+        var smallPerPeer = 16
+        /// Small files running at once over all peers.
+        var smallJobs = 64
+        /// Per repository: transfers of large files running at once (its annex.jobs).
+        var repoJobs: [String: Int] = [:]
         /// Retries after the first attempt (annex.retry); each waits twice the delay of the one before.
         var retries = 10
         /// The first retry's delay in seconds (annex.retry-delay).
@@ -95,15 +104,14 @@ struct TransferQueue: Sendable {
     /// Round robin between repositories; within one, oldest first. `busy`: transfers whose
     /// last attempt is still stopping (paused and resumed at once) wait for it.
     mutating func startNext(now: Double, limits: Limits, busy: Set<String> = []) -> Entry? {
-        let running = active
-        guard running.count < limits.jobs else { return nil }
-        var perPeer: [String: Int] = [:]
-        for e in running { if let p = e.peer?.uuid { perPeer[p, default: 0] += 1 } }
+        var load = Load()
+        for e in active { load.count(e) }
         var firstOfRepo: [String: String] = [:], repos: [String] = []
         for id in order {
-            guard let e = entries[id], e.info.state == .queued, (e.info.nextRetry ?? 0) <= now, !busy.contains(id) else { continue }
-            if let p = e.peer?.uuid, perPeer[p, default: 0] >= limits.perPeer { continue }
-            if firstOfRepo[e.repoUUID] == nil { firstOfRepo[e.repoUUID] = id; repos.append(e.repoUUID) }
+            guard let e = entries[id], e.info.state == .queued, (e.info.nextRetry ?? 0) <= now, !busy.contains(id),
+                  firstOfRepo[e.repoUUID] == nil, load.admits(e, limits) else { continue }
+            firstOfRepo[e.repoUUID] = id
+            repos.append(e.repoUUID)
         }
         guard !repos.isEmpty else { return nil }
         let after = lastRepo.flatMap { repos.firstIndex(of: $0) }.map { $0 + 1 } ?? 0
@@ -117,6 +125,31 @@ struct TransferQueue: Sendable {
         e.info.peer = e.peer
         entries[id] = e
         return e
+    }
+
+    /// What is running, counted the ways the limits count it.
+    private struct Load {
+        var large = 0, small = 0
+        var largeByPeer: [String: Int] = [:], smallByPeer: [String: Int] = [:], largeByRepo: [String: Int] = [:]
+
+        mutating func count(_ e: Entry) {
+            let peer = e.peer?.uuid ?? ""
+            if e.isSmall {
+                small += 1
+                smallByPeer[peer, default: 0] += 1
+            } else {
+                large += 1
+                largeByPeer[peer, default: 0] += 1
+                largeByRepo[e.repoUUID, default: 0] += 1
+            }
+        }
+
+        func admits(_ e: Entry, _ limits: Limits) -> Bool {
+            let peer = e.peer?.uuid ?? ""
+            if e.isSmall { return small < limits.smallJobs && smallByPeer[peer, default: 0] < limits.smallPerPeer }
+            return large < limits.jobs && largeByPeer[peer, default: 0] < limits.perPeer
+                && largeByRepo[e.repoUUID, default: 0] < limits.repoJobs[e.repoUUID, default: .max]
+        }
     }
 
     /// When the earliest waiting retry is due (for the scheduler's timer).

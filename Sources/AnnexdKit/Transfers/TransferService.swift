@@ -52,6 +52,8 @@ public final class TransferService: Sendable {
     private let dirty = Atomic<Bool>(false)
     /// Bytes moved per repository at the last progress event.
     private let progressMark = Mutex<[String: Int64]>([:])
+    /// Each repository's git config for transfers (annex.jobs, annex.retry…), read when transfers are queued.
+    private let gitConfigs = Mutex<[String: TransferGitConfig]>([:])
 
     init(repos: RepositoryService, linking: LinkingService, dialer: PeerDialer, events: EventLog, stateDir: String, logger: Logger) {
         self.repos = repos
@@ -60,7 +62,35 @@ public final class TransferService: Sendable {
         self.events = events
         self.logger = logger
         queuePath = stateDir + "/transfers.json"
-        settings = TransferSettingsStore(path: stateDir + "/transfer-settings.json")
+        settings = TransferSettingsStore(path: stateDir + "/transfer-settings.json", global: Self.readGitConfig(in: "/", logger: logger))
+    }
+
+    /// `git config` as git-annex reads it in `directory` (outside a repository: global and system only).
+    private static func readGitConfig(in directory: String, logger: Logger) -> TransferGitConfig {
+        guard let out = try? Command.run(["git", "config", "--get-regexp", TransferGitConfig.pattern], cwd: directory) else {
+            return TransferGitConfig()
+        }
+        let config = TransferGitConfig(listing: out.stdout, cpus: ProcessInfo.processInfo.activeProcessorCount)
+        for bad in config.ignored { logger.warning("git config in \(directory): \(bad) is not a value git-annex accepts; annexd ignores it") }
+        return config
+    }
+
+    /// Reads a repository's transfer settings from its git config again.
+    private func refreshGitConfig(_ repo: Registry.Repo) {
+        let config = Self.readGitConfig(in: repo.path, logger: logger)
+        gitConfigs.withLock { $0[repo.uuid] = config }
+    }
+
+    /// settings.get: with git config outside repositories read again.
+    public func currentSettings() -> TransferSettings {
+        settings.refresh(global: Self.readGitConfig(in: "/", logger: logger))
+        return settings.settings
+    }
+
+    /// What applies to a transfer of the repository `repoUUID` with `peer`.
+    private func policy(_ repoUUID: String, _ peer: TransferPeer?, _ direction: TransferDirection) -> TransferPolicy {
+        settings.policy(git: gitConfigs.withLock { $0[repoUUID] } ?? TransferGitConfig(), remote: peer?.name,
+                        peer: peer?.uuid ?? "", direction: direction)
     }
 
     private static func now() -> Double { Date().timeIntervalSince1970 }
@@ -84,6 +114,7 @@ public final class TransferService: Sendable {
             only = match
         }
         let wanted = try await Blocking.run { try Self.annexed(paths: p.paths ?? [], keys: p.keys ?? [], in: annex) }
+        try await Blocking.run { self.refreshGitConfig(repo) }
         let locations = p.direction == .get
             ? ((try? await Blocking.run { try AnnexQueries.locations(of: wanted.map(\.key), in: annex) }) ?? [:]) : [:]
         let now = Self.now()
@@ -202,7 +233,7 @@ public final class TransferService: Sendable {
     }
 
     private func startWhatMay() async {
-        let limits = settings.limits
+        let limits = settings.limits(repos: gitConfigs.withLock { $0 })
         let socks = await dialer.socks()
         while let entry = queue.withLock({ q in q.startNext(now: Self.now(), limits: limits, busy: Set(running.withLock { $0.keys })) }) {
             launch(entry, socks: socks)
@@ -217,8 +248,8 @@ public final class TransferService: Sendable {
             finishAttempt(info.id, TransferFailure(code: "no_peer", message: "no linked peer to get \(info.file ?? info.key) from: link one (annex-cli remote add, or pair)"), repoEvent)
             return
         }
-        let meter = TransferMeter(limiters: settings.limiters(for: peer.uuid, direction: info.direction))
-        let handle = RunningTransfer(id: info.id, meter: meter)
+        let policy = policy(entry.repoUUID, peer, info.direction)
+        let handle = RunningTransfer(id: info.id, meter: TransferMeter(limiters: policy.limiters), stall: policy.stall)
         running.withLock { $0[info.id] = handle }
         let prepared: (TransferWorker)? = {
             guard let repo = repos.registry.find(entry.repoUUID), let store = try? repos.objectStore(repo),
@@ -241,7 +272,11 @@ public final class TransferService: Sendable {
     }
 
     private func finishAttempt(_ id: String, _ failure: TransferFailure?, _ repo: EventRepo, moved: Int64 = 0, from offset: Int64 = 0) {
-        let limits = settings.limits
+        var limits = settings.limits(repos: [:])
+        if let e = queue.withLock({ $0[id] }) {
+            let p = policy(e.repoUUID, e.peer, e.info.direction)
+            (limits.retries, limits.retryDelay) = (p.retries, p.retryDelay)
+        }
         let info: TransferInfo? = queue.withLock { q in
             guard let state = q[id]?.info.state else { return nil }
             // Paused or canceled while running (and maybe resumed since): what the user asked stands.
@@ -263,16 +298,17 @@ public final class TransferService: Sendable {
 
     /// Once a second: progress of the transfers moving bytes, stalls, idle connections, saving.
     private func tick() {
-        let stall = settings.stallSeconds
         var byRepo: [String: [TransferInfo]] = [:], repoUUIDs: [String: String] = [:], movedByRepo: [String: Int64] = [:]
         let handles = running.withLock { $0 }
         for (id, handle) in handles {
             let stage = handle.stage.withLock { $0 }
             let moved = handle.meter.moved
-            let rate = handle.meter.sampleRate()
+            var history = 5.0
+            if case .below(_, let seconds) = handle.stall { history = seconds }
+            let rate = handle.meter.sampleRate(history: history)
             handle.record.withLock { $0 }?.progress(bytes: stage.offset + moved)
-            if stall > 0, stage.inData, handle.meter.idle > stall {
-                handle.interrupt(TransferFailure(code: "stalled", message: "no data moved for \(Int(stall)) s (annex.stalldetection); the partial is kept and the transfer retries"))
+            if !stage.verifying, handle.meter.stalled(handle.stall) {
+                handle.interrupt(TransferFailure(code: "stalled", message: Self.stallMessage(handle.stall)))
             }
             guard let (info, uuid) = queue.withLock({ q -> (TransferInfo, String)? in
                 q.update(id) { i in
@@ -301,6 +337,12 @@ public final class TransferService: Sendable {
         progressMark.withLock { $0 = newMarks }
         pool.expire()
         if dirty.exchange(false, ordering: .relaxed) { save() }
+    }
+
+    private static func stallMessage(_ rule: TransferGitConfig.Stall) -> String {
+        guard case .below(let bytes, let seconds) = rule else { return "stalled" }
+        let what = bytes <= 1 ? "no data moved" : "fewer than \(bytes) bytes moved"
+        return "\(what) in \(Int(seconds)) s (stall detection: settings stall_seconds/stall_bytes, or annex.stalldetection); the partial is kept and the transfer retries"
     }
 
     private func stopAll() {
@@ -336,6 +378,7 @@ public final class TransferService: Sendable {
             guard let repo = repos.registry.find(repoUUID), let annex = try? repos.openRepo(repo),
                   let key = try? AnnexKey(parsing: info.key) else { continue }
             if info.direction == .get && ObjectStore(repo: annex).isPresent(key) { continue }
+            if gitConfigs.withLock({ $0[repoUUID] }) == nil { refreshGitConfig(repo) }
             queue.withLock { $0.restore(.init(info: info, repoUUID: repoUUID, candidates: candidates)) }
             if let restoredInfo = queue.withLock({ $0[info.id]?.info }) {
                 events.publish(TransferQueued(repo: EventRepo(path: repo.path, uuid: repoUUID), transfer: restoredInfo))

@@ -11,6 +11,8 @@ import Synchronization
 final class RunningTransfer: Sendable {
     let id: String
     let meter: TransferMeter
+    /// When the attempt counts as stalled.
+    let stall: TransferGitConfig.Stall
     /// Why the transfer was stopped from outside (pause, cancel, stall), if it was.
     private let stop = Mutex<TransferFailure?>(nil)
     private let client = Mutex<P2PClient?>(nil)
@@ -19,9 +21,10 @@ final class RunningTransfer: Sendable {
     /// git-annex's record of the transfer (.git/annex/transfer/…), for its byte count.
     let record = Mutex<TransferLog.Active?>(nil)
 
-    init(id: String, meter: TransferMeter) {
+    init(id: String, meter: TransferMeter, stall: TransferGitConfig.Stall) {
         self.id = id
         self.meter = meter
+        self.stall = stall
     }
 
     var stopReason: TransferFailure? { stop.withLock { $0 } }
@@ -128,7 +131,9 @@ struct TransferWorker {
         client.onStage = { stage in
             running.stage.withLock {
                 switch stage {
-                case .data(let offset): $0 = (offset, false, true)
+                case .data(let offset):
+                    $0 = (offset, false, true)
+                    running.meter.dataStarted()
                 case .verifying: $0.verifying = true; $0.inData = false
                 }
             }
