@@ -108,4 +108,33 @@ import Testing
         for (a, b) in zip(marks, marks.dropFirst()) { #expect(b - a <= 1.5, "\(b - a) s without a progress event while bytes moved") }
         for (a, b) in zip(progress, progress.dropFirst()) { #expect(b - a >= 0.9, "progress events \(b - a) s apart") }
     }
+
+    /// Small files run many at once with one peer (beyond jobs_per_peer), and every one of them
+    /// ends done (a race once left one showing "verifying" for ever).
+    @Test func manySmallFilesRunManyAtOnceAndAllFinish() throws {
+        var files: [String: Int] = [:]
+        for i in 0..<200 { files["f\(i)"] = 1024 }
+        let f = try TransferFixture(files: files)
+        _ = try f.daemon.process.call("settings.set", ["jobs_per_peer": 2])
+        let ids = try f.start("get", paths: ["."]).compactMap { $0["id"]?.stringValue }
+        #expect(ids.count == 200)
+        for id in ids {
+            let t = try f.wait(id, timeout: 60)
+            #expect(t["state"]?.stringValue == "done", "\(t)")
+        }
+        let events = try f.daemon.cli("events --since 0 --json").split(separator: "\n")
+            .compactMap { try? JSONValue(parsing: Array($0.utf8)) }
+        // At most how many were active at once (started, not yet finished).
+        var active = 0, most = 0
+        for e in events {
+            switch e["type"]?.stringValue {
+            case "transfer.started": active += 1; most = max(most, active)
+            case "transfer.finished", "transfer.failed": active -= 1
+            default: break
+            }
+        }
+        #expect(most > 2 && most <= 16, "\(most) small transfers at once with jobs_per_peer 2 and small_jobs 16")
+        let present = try sh("git annex find --in=here | wc -l", in: f.client, annex: f.annex).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(present == "200")
+    }
 }

@@ -279,9 +279,12 @@ public final class TransferService: Sendable {
         }
         let info: TransferInfo? = queue.withLock { q in
             guard let state = q[id]?.info.state else { return nil }
-            // Paused or canceled while running (and maybe resumed since): what the user asked stands.
-            if state == .paused || state == .canceled || Self.stopCodes.contains(failure?.code ?? "") { return nil }
-            if let failure { return q.fail(id, failure, now: Self.now(), limits: limits) }
+            if let failure {
+                // Paused or canceled while running (and maybe resumed since): what the user asked stands.
+                if state == .paused || state == .canceled || Self.stopCodes.contains(failure.code) { return nil }
+                return q.fail(id, failure, now: Self.now(), limits: limits)
+            }
+            // It succeeded, even if paused or canceled too late to stop it: it is done.
             q.update(id) { $0.bytes = $0.size ?? (offset + moved); $0.resumedFrom = offset }
             q.finish(id)
             return q[id]?.info
@@ -311,6 +314,9 @@ public final class TransferService: Sendable {
                 handle.interrupt(TransferFailure(code: "stalled", message: Self.stallMessage(handle.stall)))
             }
             guard let (info, uuid) = queue.withLock({ q -> (TransferInfo, String)? in
+                // The attempt may have ended since `handles` was read (and another begun): what it left stands.
+                guard let state = q[id]?.info.state, state == .active || state == .verifying,
+                      running.withLock({ $0[id] }) === handle else { return nil }
                 q.update(id) { i in
                     i.resumedFrom = stage.offset
                     i.bytes = stage.offset + moved
