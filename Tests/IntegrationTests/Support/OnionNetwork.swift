@@ -68,9 +68,10 @@ final class OnionNetwork {
         socks.waitUntilExit()
     }
 
-    /// Routes `<onion>:<port>` to the unix socket at `path`.
-    func map(_ onionAndPort: String, to path: String) throws {
-        let line = "\(onionAndPort) \(path)\n"
+    /// Routes `<onion>:<port>` to the unix socket at `path`, each connection made `delayMs`
+    /// after it is asked for (a later call for the same name replaces the route).
+    func map(_ onionAndPort: String, to path: String, delayMs: Int = 0) throws {
+        let line = "\(onionAndPort) \(path)\(delayMs > 0 ? " \(delayMs)" : "")\n"
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: mapFile))
         h.seekToEndOfFile()
         h.write(Data(line.utf8))

@@ -4,14 +4,16 @@
 usage: socks-standin.py LISTEN_HOST LISTEN_PORT MAPFILE
     onion mode: CONNECT to NAME:PORT is relayed to the unix socket MAP[NAME:PORT];
     anything else is refused (host unreachable), as tor refuses an unknown onion.
-    MAPFILE lines: `<name>:<port> <unix socket path>`; re-read on every connection.
+    MAPFILE lines: `<name>:<port> <unix socket path> [delay ms]`; re-read on every
+    connection, a later line for the same name winning. With a delay, the connection is
+    made that long after the request (as a Tor circuit takes a while to build).
 usage: socks-standin.py LISTEN_HOST LISTEN_PORT --tcp
     TCP mode: CONNECT to any HOST:PORT over TCP, as tor's SOCKS port does for
     ordinary servers; prints "CONNECT host:port" (flushed) for every request, so a
     test can see its traffic went through.
 Prints "ready" on stdout once listening.
 """
-import socket, struct, sys, threading
+import socket, struct, sys, threading, time
 
 UNREACHABLE, REFUSED = 4, 5
 
@@ -20,8 +22,8 @@ def load_map(path):
     with open(path) as f:
         for line in f:
             parts = line.split()
-            if len(parts) == 2:
-                m[parts[0]] = parts[1]
+            if len(parts) in (2, 3):
+                m[parts[0]] = (parts[1], int(parts[2]) / 1000 if len(parts) == 3 else 0)
     return m
 
 def recv_exact(s, n):
@@ -51,9 +53,11 @@ def pump(a, b):
 def onion_target(mapfile):
     """CONNECT NAME:PORT -> the mapped unix socket, or a SOCKS error code."""
     def connect(host, port):
-        target = load_map(mapfile).get("%s:%d" % (host, port))
-        if target is None:
+        mapped = load_map(mapfile).get("%s:%d" % (host, port))
+        if mapped is None:
             return UNREACHABLE
+        target, delay = mapped
+        time.sleep(delay)
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             u.connect(target)
