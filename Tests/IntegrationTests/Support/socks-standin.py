@@ -4,9 +4,10 @@
 usage: socks-standin.py LISTEN_HOST LISTEN_PORT MAPFILE
     onion mode: CONNECT to NAME:PORT is relayed to the unix socket MAP[NAME:PORT];
     anything else is refused (host unreachable), as tor refuses an unknown onion.
-    MAPFILE lines: `<name>:<port> <unix socket path> [delay ms]`; re-read on every
-    connection, a later line for the same name winning. With a delay, the connection is
-    made that long after the request (as a Tor circuit takes a while to build).
+    MAPFILE lines: `<name>:<port> <unix socket path> [latency ms]`; re-read on every
+    connection, a later line for the same name winning. With a latency, the connection is
+    made that long after the request, and every chunk read either way is passed on that
+    long after (one-way latency, as over a Tor circuit; chunks queue behind each other).
 usage: socks-standin.py LISTEN_HOST LISTEN_PORT --tcp
     TCP mode: CONNECT to any HOST:PORT over TCP, as tor's SOCKS port does for
     ordinary servers; prints "CONNECT host:port" (flushed) for every request, so a
@@ -35,12 +36,13 @@ def recv_exact(s, n):
         b += c
     return b
 
-def pump(a, b):
+def pump(a, b, latency=0):
     try:
         while True:
             d = a.recv(65536)
             if not d:
                 break
+            time.sleep(latency)
             b.sendall(d)
     except OSError:
         pass
@@ -56,14 +58,14 @@ def onion_target(mapfile):
         mapped = load_map(mapfile).get("%s:%d" % (host, port))
         if mapped is None:
             return UNREACHABLE
-        target, delay = mapped
-        time.sleep(delay)
+        target, latency = mapped
+        time.sleep(latency)
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             u.connect(target)
         except OSError:
             return REFUSED
-        return u
+        return u, latency
     return connect
 
 def tcp_target(host, port):
@@ -74,7 +76,7 @@ def tcp_target(host, port):
     except OSError:
         return REFUSED
     u.settimeout(None)
-    return u
+    return u, 0
 
 def handle(c, connect):
     try:
@@ -89,14 +91,15 @@ def handle(c, connect):
         else:
             host = socket.inet_ntop(socket.AF_INET6, recv_exact(c, 16))
         port = struct.unpack(">H", recv_exact(c, 2))[0]
-        u = connect(host, port) if cmd == 1 else UNREACHABLE
-        if isinstance(u, int):
-            c.sendall(bytes([5, u, 0, 1]) + b"\x00" * 6)
+        r = connect(host, port) if cmd == 1 else UNREACHABLE
+        if isinstance(r, int):
+            c.sendall(bytes([5, r, 0, 1]) + b"\x00" * 6)
             c.close()
             return
+        u, latency = r
         c.sendall(b"\x05\x00\x00\x01" + b"\x00" * 6)
-        threading.Thread(target=pump, args=(u, c), daemon=True).start()
-        pump(c, u)
+        threading.Thread(target=pump, args=(u, c, latency), daemon=True).start()
+        pump(c, u, latency)
     except (EOFError, OSError):
         c.close()
 
