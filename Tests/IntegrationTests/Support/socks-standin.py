@@ -42,7 +42,8 @@ def pump(a, b, latency=0):
             d = a.recv(65536)
             if not d:
                 break
-            time.sleep(latency)
+            if latency:
+                time.sleep(latency)
             b.sendall(d)
     except OSError:
         pass
