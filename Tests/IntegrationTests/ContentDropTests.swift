@@ -22,6 +22,8 @@ import Testing
         var repoA: String { root + "/repoA" }
         var repoB: String { root + "/repoB" }
         let uuidA: String, uuidB: String
+        /// Each daemon's onion:port and socket, as mapped in the SOCKS stand-in.
+        private var routes: [(onion: String, socket: String)] = []
 
         init(files: [String]) throws {
             net = try OnionNetwork()
@@ -34,7 +36,8 @@ import Testing
             uuidB = try sh("git config annex.uuid", in: root + "/repoB").trimmingCharacters(in: .whitespacesAndNewlines)
             for (daemon, repo) in [(a, root + "/repoA"), (b, root + "/repoB")] {
                 let info = try daemon.json("repo add \(repo)")
-                try net.map("\(info["onion"]!.stringValue!):\(info["port"]!.intValue!)", to: info["socket"]!.stringValue!)
+                routes.append(("\(info["onion"]!.stringValue!):\(info["port"]!.intValue!)", info["socket"]!.stringValue!))
+                try net.map(routes.last!.onion, to: routes.last!.socket)
             }
             try link(a, repoA, to: b, repoB, as: "b")
             try link(b, repoB, to: a, repoA, as: "a")
@@ -61,35 +64,31 @@ import Testing
             try sh("git fetch -q ../repoA +git-annex:refs/remotes/a/git-annex && git annex merge -q", in: repoB, annex: annex)
         }
 
-        func key(_ file: String) throws -> String {
-            try sh("git annex lookupkey \(file)", in: repoA, annex: annex).trimmingCharacters(in: .whitespacesAndNewlines)
+        /// From now on connections to either daemon have `ms` of one-way latency, as Tor
+        /// circuits do.
+        func slowLinks(latencyMs ms: Int) throws {
+            for r in routes { try net.map(r.onion, to: r.socket, latencyMs: ms) }
         }
 
+        func key(_ file: String) throws -> String { try AnnexLookups.key(file, in: repoA) }
+
         func has(_ repo: String, _ file: String) throws -> Bool {
-            !(try sh("git annex contentlocation \(try key(file))", in: repo, annex: annex, allowFailure: true))
-                .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            try AnnexLookups.object(try key(file), in: repo, annex: annex) != nil
         }
 
         /// UUIDs the location log of `repo` lists for `file`'s key (untrusted ones too).
         func whereis(_ file: String, in repo: String) throws -> Set<String> {
-            let out = try sh("git annex whereis --json --key \(try key(file))", in: repo, annex: annex, allowFailure: true)
-            let record = try JSONValue(parsing: String(try #require(out.split(separator: "\n").first { $0.hasPrefix("{") })))
-            return Set(((record["whereis"]?.arrayValue ?? []) + (record["untrusted"]?.arrayValue ?? [])).compactMap { $0["uuid"]?.stringValue })
+            try AnnexLookups.whereis(try key(file), in: repo, annex: annex, untrusted: true)
         }
 
         /// content.drop on daemon `d`: its results.
         func drop(on d: Annexd, repo: String, paths: [String] = [], keys: [String] = [], from: String? = nil) throws -> [JSONValue] {
-            var params: JSONObject = ["repo": .string(repo)]
-            if !paths.isEmpty { params["paths"] = .array(paths.map { .string($0) }) }
-            if !keys.isEmpty { params["keys"] = .array(keys.map { .string($0) }) }
-            if let from { params["from"] = .string(from) }
-            let result = try d.process.call("content.drop", .object(params), timeout: 60)
-            return result["results"]?.arrayValue ?? []
+            try AnnexLookups.drop(on: d.process, repo: repo, paths: paths, keys: keys, from: from)
         }
     }
 
-    static func code(_ r: JSONValue?) -> String? { r?["error"]?["code"]?.stringValue }
-    static func message(_ r: JSONValue?) -> String { r?["error"]?["message"]?.stringValue ?? "" }
+    static func code(_ r: JSONValue?) -> String? { AnnexLookups.dropCode(r) }
+    static func message(_ r: JSONValue?) -> String { AnnexLookups.dropMessage(r) }
 
     @Test func refusedUnlessEnoughCopiesAreVerifiedAndLocked() throws {
         let p = try Pair(files: ["f", "g"])
@@ -157,32 +156,72 @@ import Testing
     }
 
     /// annexd drops repoA's copy while stock `git annex drop` drops repoB's: the last two copies.
-    /// Whatever the interleaving, at least one copy must remain.
+    /// Each drop holds its own copy for removal while it asks the other repository to lock its
+    /// copy, over links with 150 ms of one-way latency (as Tor circuits have), so those locked
+    /// phases last about a second. Both drops start together, annexd delayed so that the ends of
+    /// the two runs (where the locked phases are) coincide, then moved by a sweep: from stock
+    /// locking first, through the locked phases overlapping (at least one round must show it),
+    /// to annexd locking first. Every round must leave a copy that verifies, and a refused
+    /// drop must say why. (Checked to fail: with annexd's LOCKCONTENT answering without
+    /// locking, or with annexd counting a present-but-unlocked copy for a drop here as
+    /// git-annex does, overlapping rounds leave zero copies.)
     @Test func racingAStockDropNeverLeavesZeroCopies() throws {
-        // annexd reads numcopies, trust and the log (a few git-annex runs) before it locks,
-        // and stock git-annex takes a while to start: delaying one side or the other moves
-        // annexd's locking from before stock's drop, through the middle, to after it.
-        let annexdDelayMs = [-1200, -700, -400, -300, -200, -180, -160, -150, -140, -130, -120, -100, 0, 200]
-        let files = annexdDelayMs.indices.map { "race\($0)" }
+        let sweepMs = stride(from: 300, through: -1500, by: -150).map { $0 }
+        let files = ["soloA", "soloB"] + sweepMs.indices.map { "race\($0)" }
         let p = try Pair(files: files)
-        var outcomes: [String] = []
-        for (i, file) in files.enumerated() {
-            let key = try p.key(file), delay = annexdDelayMs[i]
+        try p.slowLinks(latencyMs: 150)
+        let stockDrop = { @Sendable (file: String) throws -> String in
+            try p.net.run("git annex drop \(file) 2>&1; true", in: p.repoB, annex: p.annex)
+        }
+
+        // Each drop alone, timed: the locked phase is at the end of both.
+        var t0 = Date()
+        let annexdAlone = try p.drop(on: p.a, repo: p.repoA, paths: ["soloA"])
+        let annexdSeconds = Date().timeIntervalSince(t0)
+        t0 = Date()
+        let stockAlone = try stockDrop("soloB")
+        let stockSeconds = Date().timeIntervalSince(t0)
+        #expect(annexdAlone.first?["dropped"]?.boolValue == true, "\(annexdAlone)")
+        #expect(stockAlone.contains(" ok"), "\(stockAlone)")
+        let annexdLagMs = Int((stockSeconds - annexdSeconds) * 1000)
+
+        var outcomes: [String] = [], overlapped = 0
+        for (i, sweep) in sweepMs.enumerated() {
+            let file = "race\(i)", key = try p.key(file), lag = annexdLagMs + sweep
+            let start = Date().addingTimeInterval(0.1)
             let stock = Thread.detachedResult {
-                usleep(useconds_t(max(0, -delay) * 1000))
-                return try p.net.run("git annex drop \(file) 2>&1; true", in: p.repoB, annex: p.annex)
+                Thread.sleep(until: start.addingTimeInterval(Double(max(0, -lag)) / 1000))
+                return try stockDrop(file)
             }
             let annexd = Thread.detachedResult {
-                usleep(useconds_t(max(0, delay) * 1000))
-                return try p.drop(on: p.a, repo: p.repoA, keys: [key])
+                Thread.sleep(until: start.addingTimeInterval(Double(max(0, lag)) / 1000))
+                return try p.drop(on: p.a, repo: p.repoA, paths: [file])
             }
-            let ours = try annexd.wait()
-            let stockOut = try stock.wait()
-            let inA = try p.has(p.repoA, file), inB = try p.has(p.repoB, file)
-            outcomes.append("\(file): annexd \(ours.first?["dropped"]?.boolValue == true ? "dropped" : String(Self.message(ours.first).dropFirst(90).prefix(120))), stock \(stockOut.contains(" ok") ? "dropped" : "refused"); A \(inA) B \(inB)")
-            #expect(inA || inB, "zero copies of \(file): annexd \(ours), stock:\n\(stockOut)")
+            let ours = try annexd.wait().first, stockOut = try stock.wait()
+            let annexdDropped = ours?["dropped"]?.boolValue == true, stockDropped = stockOut.contains(" ok")
+            let left = try [p.repoA, p.repoB].compactMap { try AnnexLookups.object(key, in: $0, annex: p.annex) }
+            outcomes.append("\(file) (annexd \(lag) ms later): annexd \(annexdDropped ? "dropped" : "\(Self.code(ours) ?? "?"): \(Self.message(ours))"); "
+                + "stock \(stockDropped ? "dropped" : "refused: \(stockOut.split(separator: "\n").joined(separator: " | "))"); copies left \(left.count)")
+            #expect(!left.isEmpty, "zero copies of \(file): annexd \(String(describing: ours)), stock:\n\(stockOut)")
+            for object in left {
+                #expect((try? String(contentsOfFile: object, encoding: .utf8)) == "content of \(file)\n", "\(object) does not verify")
+            }
+            if !annexdDropped {
+                #expect(["unsafe_drop", "content_locked"].contains(Self.code(ours) ?? "") && Self.message(ours).contains(file),
+                        "annexd's refusal is unclear: \(String(describing: ours))")
+            }
+            if !stockDropped {
+                #expect(stockOut.contains("failed") && (stockOut.contains("(unsafe)") || stockOut.lowercased().contains("lock")),
+                        "stock's refusal is unclear:\n\(stockOut)")
+            }
+            // Evidence that the locked phases overlapped: annexd found B's copy held for removal
+            // (present, not lockable) or A's copy locked by stock's LOCKCONTENT; stock found B's
+            // copy locked by annexd's LOCKCONTENT; or both refused.
+            if Self.message(ours).contains("present but could not be locked") || Self.code(ours) == "content_locked"
+                || stockOut.contains("content is locked") || (!annexdDropped && !stockDropped) { overlapped += 1 }
         }
         print(outcomes.joined(separator: "\n"))
+        #expect(overlapped > 0, "no round overlapped the two drops' locked phases:\n\(outcomes.joined(separator: "\n"))")
     }
 }
 

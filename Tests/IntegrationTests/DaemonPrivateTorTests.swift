@@ -96,6 +96,60 @@ import Testing
         #expect(try String(contentsOfFile: root + "/repoC/f", encoding: .utf8) == "over onions\n")
     }
 
+    /// annexd's transfer engine over real onions: B's daemon gets a file from A's daemon
+    /// through its own tor's SOCKS port, then puts one back; both location logs agree.
+    @Test func transferEngineGetsAndPutsOverOnions() throws {
+        let net = try PrivateTorNetwork.shared()
+        let annex = TestEnvironment.gitAnnexVersions[1]
+        let scratch = Scratch("annexd-ptor-xfer")
+        let root = scratch.path, repoA = root + "/repoA", repoB = root + "/repoB"
+        try sh("""
+            git init -q repoA && cd repoA && git annex init -q A && head -c 4194304 /dev/urandom > big && git annex add -q big && git commit -qm big
+            cd .. && git clone -q repoA repoB && cd repoB && git annex init -q B
+            """, in: root, annex: annex)
+        let uuidA = try Self.uuid(repoA), uuidB = try Self.uuid(repoB)
+        let a = try Self.ownTorDaemon(net), b = try Self.ownTorDaemon(net)
+        _ = try a.call("repo.add", .object(["path": .string(repoA)]))
+        _ = try b.call("repo.add", .object(["path": .string(repoB)]))
+        try Self.waitPublished(a, uuid: uuidA)
+        let forB = try #require(try a.call("peer.invite", .object(["repo": .string(repoA), "name": "B"]))["address"]?.stringValue)
+        _ = try b.call("peer.link", .object(["repo": .string(repoB), "name": "a", "address": .string(forB)]), timeout: 120)
+
+        // A get: the only copy is A's, reached through B's tor.
+        let key = try AnnexLookups.key("big", in: repoA)
+        let got = try Self.transfer(b, ["repo": .string(repoB), "direction": "get", "paths": ["big"]])
+        #expect(got["state"]?.stringValue == "done" && got["peer"]?["uuid"]?.stringValue == uuidA, "\(got)\n\(b.log)")
+        let objectA = try #require(try AnnexLookups.object(key, in: repoA, annex: annex))
+        let objectB = try #require(try AnnexLookups.object(key, in: repoB, annex: annex))
+        #expect(sameBytes(objectB, objectA))
+        #expect(try sh("sha256sum < \(objectB)", in: root).hasPrefix(String(key.split(separator: "-").last!.prefix(64))))
+
+        // A put back: a new file of B reaches A; A's daemon records it in A's log.
+        try sh("head -c 1048576 /dev/urandom > back && git annex add -q back && git commit -qm back", in: repoB, annex: annex)
+        let backKey = try AnnexLookups.key("back", in: repoB)
+        let put = try Self.transfer(b, ["repo": .string(repoB), "direction": "put", "paths": ["back"], "peer": "a"])
+        #expect(put["state"]?.stringValue == "done", "\(put)\n\(b.log)")
+        #expect(sameBytes(try #require(try AnnexLookups.object(backKey, in: repoA, annex: annex)), repoB + "/back"))
+
+        // whereis agrees once A has merged B's git-annex branch (fetched over the local path).
+        try sh("git fetch -q ../repoB +git-annex:refs/remotes/b/git-annex && git annex merge -q", in: repoA, annex: annex)
+        for (k, repo) in [(key, repoA), (key, repoB), (backKey, repoA), (backKey, repoB)] {
+            #expect(try AnnexLookups.whereis(k, in: repo, annex: annex) == [uuidA, uuidB], "\(k) in \(repo)")
+        }
+    }
+
+    /// transfer.start of one transfer on `d`, polled until it ends; the transfer.
+    static func transfer(_ d: DaemonProcess, _ params: JSONObject, timeout: TimeInterval = 180) throws -> JSONValue {
+        let started = try #require(try d.call("transfer.start", .object(params))["transfers"]?.arrayValue)
+        let id = try #require(started.first?["id"]?.stringValue)
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let t = try d.call("transfer.get", ["id": .string(id)])
+            if ["done", "failed", "canceled"].contains(t["state"]?.stringValue ?? "") || Date() > deadline { return t }
+            usleep(200_000)
+        }
+    }
+
     @Test func systemTorControlSocketUsesAddOnionAndNoTorrc() throws {
         let net = try PrivateTorNetwork.shared()
         let annex = TestEnvironment.gitAnnexVersions[1]

@@ -68,9 +68,11 @@ final class OnionNetwork {
         socks.waitUntilExit()
     }
 
-    /// Routes `<onion>:<port>` to the unix socket at `path`.
-    func map(_ onionAndPort: String, to path: String) throws {
-        let line = "\(onionAndPort) \(path)\n"
+    /// Routes `<onion>:<port>` to the unix socket at `path`; with `latencyMs`, each connection
+    /// is made, and each chunk passed on either way, that long after (a Tor circuit's latency).
+    /// A later call for the same name replaces the route.
+    func map(_ onionAndPort: String, to path: String, latencyMs: Int = 0) throws {
+        let line = "\(onionAndPort) \(path)\(latencyMs > 0 ? " \(latencyMs)" : "")\n"
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: mapFile))
         h.seekToEndOfFile()
         h.write(Data(line.utf8))

@@ -14,9 +14,11 @@ final class StockRemotedaemon {
     /// tor-annex::ONION:1234:TOKEN, for linking.
     let address: String
     let socket: String
+    /// With `debug`, git-annex's --debug output (the P2P messages it exchanges) goes here.
+    let logPath: String
 
-    /// `scratch`: a directory for its torrc and socket.
-    init(repo: String, scratch: String, net: OnionNetwork, annex: TestEnvironment.GitAnnex) throws {
+    /// `scratch`: a directory for its torrc, socket and log.
+    init(repo: String, scratch: String, net: OnionNetwork, annex: TestEnvironment.GitAnnex, debug: Bool = false) throws {
         let uuid = try sh("git config annex.uuid", in: repo).trimmingCharacters(in: .whitespacesAndNewlines)
         let onion = OnionNetwork.fakeOnionValid()
         socket = scratch + "/rdsock/s"
@@ -30,9 +32,10 @@ final class StockRemotedaemon {
             throw Failed(description: "git annex p2p --gen-addresses printed no address")
         }
         address = a
+        logPath = scratch + "/remotedaemon.log"
         // remotedaemon reads its commands on stdin and stops at EOF: closing our end stops it.
         process = try ChildProcess(["env", "PATH=\(annex.binDir):/usr/bin:/bin", "unshare", "-m", "sh", "-c",
-                                    "mount --bind \(scratch)/torrc /etc/tor/torrc && cd \(repo) && exec git annex remotedaemon --foreground >/dev/null"],
+                                    "mount --bind \(scratch)/torrc /etc/tor/torrc && cd \(repo) && exec git annex remotedaemon --foreground \(debug ? "--debug 2>\(logPath)" : "") >/dev/null"],
                                    quietStderr: true)
         let deadline = Date().addingTimeInterval(20)
         while !Posix.exists(socket) && Date() < deadline { usleep(50_000) }

@@ -24,8 +24,10 @@ final class TransferFixture {
     var serverUUID: String { (try? sh("git config annex.uuid", in: server).trimmingCharacters(in: .whitespacesAndNewlines)) ?? "" }
     var clientUUID: String { (try? sh("git config annex.uuid", in: client).trimmingCharacters(in: .whitespacesAndNewlines)) ?? "" }
 
-    /// `files`: name → size in random bytes, added to the server (locked).
-    init(files: [String: Int], annex: TestEnvironment.GitAnnex = TestEnvironment.gitAnnexVersions[0], serveWithAnnexd: Bool = true) throws {
+    /// `files`: name → size in random bytes, added to the server (locked). `stockDebug`: the
+    /// stock remotedaemon logs the P2P messages it exchanges (`stock.logPath`).
+    init(files: [String: Int], annex: TestEnvironment.GitAnnex = TestEnvironment.gitAnnexVersions[0], serveWithAnnexd: Bool = true,
+         stockDebug: Bool = false) throws {
         self.annex = annex
         net = try OnionNetwork()
         daemon = try Annexd(net: net)
@@ -42,7 +44,7 @@ final class TransferFixture {
             try net.map("\(info["onion"]!.stringValue!):\(info["port"]!.intValue!)", to: info["socket"]!.stringValue!)
             address = try #require(try s.json("invite --repo \(server) --name client")["address"]?.stringValue)
         } else {
-            let rd = try StockRemotedaemon(repo: server, scratch: root, net: net, annex: annex)
+            let rd = try StockRemotedaemon(repo: server, scratch: root, net: net, annex: annex, debug: stockDebug)
             stock = rd
             address = rd.address
         }
@@ -51,7 +53,7 @@ final class TransferFixture {
     }
 
     func key(_ file: String, in repo: String? = nil) throws -> String {
-        try sh("git annex lookupkey \(file)", in: repo ?? server).trimmingCharacters(in: .whitespacesAndNewlines)
+        try AnnexLookups.key(file, in: repo ?? server)
     }
 
     /// transfer.start; the transfers it returns.
@@ -78,8 +80,6 @@ final class TransferFixture {
 
     /// UUIDs `git annex whereis` in `repo` lists for `key`.
     func whereis(_ key: String, in repo: String) throws -> Set<String> {
-        let out = try sh("git annex whereis --json --key \(key)", in: repo, annex: annex, allowFailure: true)
-        guard let o = try? JSONValue(parsing: Array(out.utf8)) else { return [] }
-        return Set((o["whereis"]?.arrayValue ?? []).compactMap { $0["uuid"]?.stringValue })
+        try AnnexLookups.whereis(key, in: repo, annex: annex)
     }
 }

@@ -4,14 +4,17 @@
 usage: socks-standin.py LISTEN_HOST LISTEN_PORT MAPFILE
     onion mode: CONNECT to NAME:PORT is relayed to the unix socket MAP[NAME:PORT];
     anything else is refused (host unreachable), as tor refuses an unknown onion.
-    MAPFILE lines: `<name>:<port> <unix socket path>`; re-read on every connection.
+    MAPFILE lines: `<name>:<port> <unix socket path> [latency ms]`; re-read on every
+    connection, a later line for the same name winning. With a latency, the connection is
+    made that long after the request, and every chunk read either way is passed on that
+    long after (one-way latency, as over a Tor circuit; chunks queue behind each other).
 usage: socks-standin.py LISTEN_HOST LISTEN_PORT --tcp
     TCP mode: CONNECT to any HOST:PORT over TCP, as tor's SOCKS port does for
     ordinary servers; prints "CONNECT host:port" (flushed) for every request, so a
     test can see its traffic went through.
 Prints "ready" on stdout once listening.
 """
-import socket, struct, sys, threading
+import socket, struct, sys, threading, time
 
 UNREACHABLE, REFUSED = 4, 5
 
@@ -20,8 +23,8 @@ def load_map(path):
     with open(path) as f:
         for line in f:
             parts = line.split()
-            if len(parts) == 2:
-                m[parts[0]] = parts[1]
+            if len(parts) in (2, 3):
+                m[parts[0]] = (parts[1], int(parts[2]) / 1000 if len(parts) == 3 else 0)
     return m
 
 def recv_exact(s, n):
@@ -33,12 +36,14 @@ def recv_exact(s, n):
         b += c
     return b
 
-def pump(a, b):
+def pump(a, b, latency=0):
     try:
         while True:
             d = a.recv(65536)
             if not d:
                 break
+            if latency:
+                time.sleep(latency)
             b.sendall(d)
     except OSError:
         pass
@@ -51,15 +56,17 @@ def pump(a, b):
 def onion_target(mapfile):
     """CONNECT NAME:PORT -> the mapped unix socket, or a SOCKS error code."""
     def connect(host, port):
-        target = load_map(mapfile).get("%s:%d" % (host, port))
-        if target is None:
+        mapped = load_map(mapfile).get("%s:%d" % (host, port))
+        if mapped is None:
             return UNREACHABLE
+        target, latency = mapped
+        time.sleep(latency)
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             u.connect(target)
         except OSError:
             return REFUSED
-        return u
+        return u, latency
     return connect
 
 def tcp_target(host, port):
@@ -70,7 +77,7 @@ def tcp_target(host, port):
     except OSError:
         return REFUSED
     u.settimeout(None)
-    return u
+    return u, 0
 
 def handle(c, connect):
     try:
@@ -85,14 +92,15 @@ def handle(c, connect):
         else:
             host = socket.inet_ntop(socket.AF_INET6, recv_exact(c, 16))
         port = struct.unpack(">H", recv_exact(c, 2))[0]
-        u = connect(host, port) if cmd == 1 else UNREACHABLE
-        if isinstance(u, int):
-            c.sendall(bytes([5, u, 0, 1]) + b"\x00" * 6)
+        r = connect(host, port) if cmd == 1 else UNREACHABLE
+        if isinstance(r, int):
+            c.sendall(bytes([5, r, 0, 1]) + b"\x00" * 6)
             c.close()
             return
+        u, latency = r
         c.sendall(b"\x05\x00\x00\x01" + b"\x00" * 6)
-        threading.Thread(target=pump, args=(u, c), daemon=True).start()
-        pump(c, u)
+        threading.Thread(target=pump, args=(u, c, latency), daemon=True).start()
+        pump(c, u, latency)
     except (EOFError, OSError):
         c.close()
 
