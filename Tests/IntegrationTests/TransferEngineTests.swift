@@ -82,19 +82,13 @@ import Testing
         let id = t[0]["id"]!.stringValue!
         let first = try f.wait(id, until: { ($0["bytes"]?.intValue ?? 0) > 0 })
         #expect(first["state"]?.stringValue == "active")
-        let t0 = Date(), b0 = try f.wait(id, until: { _ in true })["bytes"]!.intValue!
-        usleep(5_000_000)
-        let b1 = try f.wait(id, until: { _ in true })["bytes"]!.intValue!
-        let rate = Double(b1 - b0) / Date().timeIntervalSince(t0)
+        let rate = try f.rate(id, over: 5)
         #expect(rate > 0.8 * Double(2 << 20) && rate < 1.2 * Double(2 << 20), "rate \(rate) B/s with a 2 MiB/s limit")
 
         // Raised while running: the same transfer speeds up.
         _ = try f.daemon.process.call("settings.set", ["download_limit": .int(8 << 20)])
         usleep(500_000)
-        let c0 = try f.wait(id, until: { _ in true })["bytes"]!.intValue!, tc = Date()
-        usleep(2_000_000)
-        let c1 = try f.wait(id, until: { _ in true })["bytes"]!.intValue!
-        let faster = Double(c1 - c0) / Date().timeIntervalSince(tc)
+        let faster = try f.rate(id, over: 2)
         #expect(faster > 3 * Double(2 << 20), "rate \(faster) B/s after raising the limit to 8 MiB/s")
 
         let paused = try f.daemon.process.call("transfer.pause", ["ids": [.string(id)]])
@@ -129,6 +123,22 @@ import Testing
 }
 
 extension TransferFixture {
+    static func bytesOf(_ t: JSONValue) -> Int64 { t["bytes"]?.intValue ?? 0 }
+
+    /// Bytes per second of transfer `id` over about `seconds`, measured between two of the
+    /// daemon's once-a-second updates of its byte count (so both ends are fresh).
+    func rate(_ id: String, over seconds: Double) throws -> Double {
+        func nextUpdate() throws -> (Int64, Date) {
+            let before = Self.bytesOf(try wait(id, until: { _ in true }))
+            let t = try wait(id, timeout: 5, until: { Self.bytesOf($0) != before })
+            return (Self.bytesOf(t), Date())
+        }
+        let (b0, t0) = try nextUpdate()
+        usleep(UInt32((seconds - 0.5) * 1e6))
+        let (b1, t1) = try nextUpdate()
+        return Double(b1 - b0) / t1.timeIntervalSince(t0)
+    }
+
     /// The server's object file for `key`.
     func serverObject(_ key: String) throws -> String {
         server + "/" + (try sh("git annex contentlocation \(key)", in: server).trimmingCharacters(in: .whitespacesAndNewlines))

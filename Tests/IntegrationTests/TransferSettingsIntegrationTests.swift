@@ -11,20 +11,6 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(10))) struct TransferSettingsIntegrationTests {
     private func bytesOf(_ t: JSONValue) -> Int64 { t["bytes"]?.intValue ?? 0 }
 
-    /// Bytes per second of transfer `id` over about `seconds`, measured between two of the
-    /// daemon's once-a-second updates of its byte count (so both ends are fresh).
-    private func rate(_ f: TransferFixture, _ id: String, over seconds: Double) throws -> Double {
-        func nextUpdate() throws -> (Int64, Date) {
-            let before = bytesOf(try f.wait(id, until: { _ in true }))
-            let t = try f.wait(id, timeout: 5, until: { self.bytesOf($0) != before })
-            return (bytesOf(t), Date())
-        }
-        let (b0, t0) = try nextUpdate()
-        usleep(UInt32((seconds - 0.5) * 1e6))
-        let (b1, t1) = try nextUpdate()
-        return Double(b1 - b0) / t1.timeIntervalSince(t0)
-    }
-
     /// The serving peer stops (SIGSTOP: the connection stays open, no byte comes): the attempt
     /// is stalled after remote.<name>.annex-stalldetection's time, retried after
     /// annex.retry-delay, and finishes from the partial once the peer runs again.
@@ -65,7 +51,7 @@ import Testing
         try sh("git config annex.bwlimit 1MiB && git config annex.jobs 3 && git config annex.retry 2", in: f.client)
         let id = try f.start("get", paths: ["big"])[0]["id"]!.stringValue!
         _ = try f.wait(id, until: { self.bytesOf($0) > 0 })
-        let limited = try rate(f, id, over: 4)
+        let limited = try f.rate(id, over: 4)
         #expect(limited > 0.8 * Double(1 << 20) && limited < 1.2 * Double(1 << 20), "\(limited) B/s under annex.bwlimit 1MiB")
 
         let peer = f.serverUUID
@@ -76,7 +62,7 @@ import Testing
         _ = try f.daemon.process.call("transfer.resume", ["ids": [.string(id)]])
         _ = try f.wait(id, until: { $0["state"]?.stringValue == "active" && self.bytesOf($0) > 0 })
         usleep(500_000)
-        let peerLimited = try rate(f, id, over: 3)
+        let peerLimited = try f.rate(id, over: 3)
         #expect(peerLimited > 0.8 * Double(4 << 20) && peerLimited < 1.2 * Double(4 << 20), "\(peerLimited) B/s under the peer's 4 MiB/s")
 
         _ = try f.daemon.process.call("settings.set", ["peers": .null, "download_limit": 0])
