@@ -81,3 +81,9 @@ int annexd_open_pty(int *master, int *slave, unsigned short columns, unsigned sh
     *slave = s;
     return 0;
 }
+
+#include <malloc.h>
+
+int annexd_limit_malloc_arenas(int arenas) {
+    return mallopt(M_ARENA_MAX, arenas);
+}

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CShims
 
 /// A failed system call: what was attempted, on what, and errno's text.
 public struct SystemError: Error, CustomStringConvertible, Sendable {
@@ -100,4 +101,13 @@ public enum Posix {
 
     /// Ignore SIGPIPE so a closed peer shows up as EPIPE on write, not process death.
     public static func ignoreSIGPIPE() { signal(SIGPIPE, SIG_IGN) }
+}
+
+extension Posix {
+    /// At most `arenas` malloc arenas for all threads (glibc's M_ARENA_MAX). glibc would give
+    /// each thread of a transfer its own arena (up to 8 per core), and memory freed in one is
+    /// not reused by the others: a long-running daemon's resident size grows past what it holds.
+    public static func limitMallocArenas(_ arenas: Int32) {
+        _ = annexd_limit_malloc_arenas(arenas)
+    }
 }

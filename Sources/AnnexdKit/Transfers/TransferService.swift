@@ -115,7 +115,8 @@ public final class TransferService: Sendable {
         }
         let wanted = try await Blocking.run { try Self.annexed(paths: p.paths ?? [], keys: p.keys ?? [], in: annex) }
         try await Blocking.run { self.refreshGitConfig(repo) }
-        let locations = p.direction == .get
+        // Sources are ranked for a get from any peer; a get from one peer has only that one.
+        let locations = p.direction == .get && only == nil
             ? ((try? await Blocking.run { try AnnexQueries.locations(of: wanted.map(\.key), in: annex) }) ?? [:]) : [:]
         let now = Self.now()
         var infos: [TransferInfo] = [], queued: [TransferInfo] = []
@@ -362,11 +363,16 @@ public final class TransferService: Sendable {
 
     private func save() {
         let unfinished = queue.withLock { $0.unfinished }
-        let json = JSONValue.array(unfinished.map { e in
-            ["transfer": e.info.json, "repo_uuid": .string(e.repoUUID), "candidates": e.candidates.json]
-        })
+        // One entry at a time: a queue of thousands never exists as one JSON tree.
+        var bytes: [UInt8] = [UInt8(ascii: "[")]
+        for (i, e) in unfinished.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            let entry: JSONValue = ["transfer": e.info.json, "repo_uuid": .string(e.repoUUID), "candidates": e.candidates.json]
+            bytes += entry.serializedBytes()
+        }
+        bytes.append(UInt8(ascii: "]"))
         do {
-            try StateDirectory.writeAtomically(queuePath, json.serializedBytes(), mode: 0o600)
+            try StateDirectory.writeAtomically(queuePath, bytes, mode: 0o600)
         } catch {
             logger.error("cannot save the transfer queue to \(queuePath): \(error)")
         }

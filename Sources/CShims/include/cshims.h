@@ -17,5 +17,8 @@ int annexd_spawn(const char *const argv[], const char *const envp[], const char 
 /// (for running a program on a terminal). Returns 0, or an errno value.
 int annexd_open_pty(int *master, int *slave, unsigned short columns, unsigned short rows);
 
+/// mallopt(M_ARENA_MAX, arenas): at most that many malloc arenas for all threads. Returns 1 on success.
+int annexd_limit_malloc_arenas(int arenas);
+
 /// pipe2(fds, O_CLOEXEC): a pipe whose ends no spawned child inherits.
 int annexd_pipe_cloexec(int fds[2]);
