@@ -416,7 +416,9 @@ final class WakeSignal: Sendable {
 
     func wait(timeout: Double) async {
         let timer = Task { [weak self] in
-            try? await Task.sleep(nanoseconds: UInt64(max(0.01, timeout) * 1e9))
+            // Cancelled (the wait ended early): no signal, or the next wait would return at
+            // once and the scheduler would spin.
+            guard (try? await Task.sleep(nanoseconds: UInt64(max(0.01, timeout) * 1e9))) != nil else { return }
             self?.signal()
         }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
