@@ -17,8 +17,8 @@ standin = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(standin)
 
 
-def delayed_pump(a, b):
-    """As standin.pump, each chunk sent DELAY after it was read."""
+def delayed_pump(a, b, latency=0):
+    """As standin.pump, each chunk sent DELAY after it was read (the map's own latency is not used)."""
     queue = collections.deque()
     cv = threading.Condition()
     eof = [False]
