@@ -86,17 +86,19 @@ import Testing
     @Test func aTransfersPolicyTakesTheRepositoryAndRemoteIntoAccount() throws {
         let store = TransferSettingsStore(path: Self.scratchFile(), global: Config())
         let repo = Config(listing: "annex.retry 4\nannex.bwlimit 1MiB\nremote.nas.annex-stalldetection 10KB/5s\nremote.nas.annex-retry-delay 3\n", cpus: 2)
-        var p = store.policy(git: repo, remote: "nas", peer: "u-nas", direction: .get)
+        var p = store.policy(git: repo, remote: "nas", direction: .get)
+        var limiters = store.limiters(git: repo, remote: "nas", peer: "u-nas", direction: .get)
         #expect(p.retries == 4 && p.retryDelay == 3 && p.stall == .below(bytes: 10_000, seconds: 5))
-        #expect(p.limiters.count == 3 && p.limiters.last?.bytesPerSecond == 1 << 20, "annex.bwlimit: a limiter of the transfer's own")
-        p = store.policy(git: repo, remote: "laptop", peer: "u-laptop", direction: .put)
+        #expect(limiters.count == 3 && limiters.last?.bytesPerSecond == 1 << 20, "annex.bwlimit: a limiter of the transfer's own")
+        p = store.policy(git: repo, remote: "laptop", direction: .put)
         #expect(p.stall == .below(bytes: 1, seconds: 60) && p.retryDelay == 1)
 
         _ = try store.update(SettingsSet.Params(["stall_seconds": 0, "retries": 1,
                                                  "peers": [["uuid": "u-nas", "download_limit": 5000]]]))
-        p = store.policy(git: repo, remote: "nas", peer: "u-nas", direction: .get)
+        p = store.policy(git: repo, remote: "nas", direction: .get)
+        limiters = store.limiters(git: repo, remote: "nas", peer: "u-nas", direction: .get)
         #expect(p.retries == 1 && p.stall == .never, "settings.set wins over git config")
-        #expect(p.limiters.count == 2 && p.limiters.last?.bytesPerSecond == 5000, "the peer's own limit replaces remote.<name>.annex-bwlimit")
+        #expect(limiters.count == 2 && limiters.last?.bytesPerSecond == 5000, "the peer's own limit replaces remote.<name>.annex-bwlimit")
 
         var limits = store.limits(repos: ["r1": Config(listing: "annex.jobs 1\n", cpus: 2)])
         #expect(limits.repoJobs == ["r1": 1])

@@ -5,7 +5,7 @@ import Foundation
 import Shared
 
 /// What the transfer engine asks git-annex, through its own plumbing: which keys files are,
-/// where keys are (the location log), its settings, and populating unlocked files.
+/// where keys are (the location log), and populating unlocked files.
 enum AnnexQueries {
     struct Annexed: Equatable, Sendable {
         var file: String?

@@ -51,20 +51,13 @@ public final class DropService: Sendable {
 
     public func drop(_ repo: Registry.Repo, paths: [String], keys: [String], from: String?) async throws -> [DropResult] {
         let remotes = linking.remotes(of: repo)
-        var target = repo.uuid
-        if let from, from != repo.uuid {
-            guard let remote = remotes.first(where: { $0.name == from || $0.uuid == from }) else {
-                throw DropError.unknownRemote(name: from, repo: repo.path)
-            }
-            guard let uuid = remote.uuid else { throw DropError.remoteWithoutUUID(name: remote.name) }
-            target = uuid
-        }
+        let target = try Self.target(from, remotes: remotes, of: repo)
         for key in keys {
             do { _ = try AnnexKey(parsing: key) } catch { throw DropError.invalidKey(key, why: "\(error)") }
         }
         let store = try repos.objectStore(repo)
         let socks = await dialer.socks()
-        let dialer = self.dialer, target_ = target
+        let dialer = self.dialer
         return try await Blocking.run {
             let sessions = PeerSessions(annex: store.repo, remotes: remotes, dialer: dialer, socks: socks)
             defer { sessions.closeAll() }
@@ -72,12 +65,12 @@ public final class DropService: Sendable {
             do { inputs = try DropInputs(repoPath: store.repo.path) } catch {
                 throw DropError.gitFailed(repo: store.repo.path, why: "\(error)")
             }
-            let run = DropRun(store: store, inputs: inputs, sessions: sessions, target: target_)
+            let run = DropRun(store: store, inputs: inputs, sessions: sessions, target: target)
             var results: [DropResult] = []
             for path in paths {
                 let items = inputs.items(path: path)
                 if items.isEmpty {
-                    results.append(DropResult(key: nil, file: path, from: target_, dropped: false,
+                    results.append(DropResult(key: nil, file: path, from: target, dropped: false,
                                               error: TransferFailure(code: "not_annexed", message: "\(path) is not an annexed file (nor a directory holding any) in \(store.repo.path)")))
                 }
                 results += items.map(run.drop)
@@ -89,6 +82,18 @@ public final class DropService: Sendable {
             }
             return results
         }
+    }
+}
+
+extension DropService {
+    /// The UUID dropped from: this repository's, or that of its remote named (or with UUID) `from`.
+    static func target(_ from: String?, remotes: [RemoteInfo], of repo: Registry.Repo) throws -> String {
+        guard let from, from != repo.uuid else { return repo.uuid }
+        guard let remote = remotes.first(where: { $0.name == from || $0.uuid == from }) else {
+            throw DropError.unknownRemote(name: from, repo: repo.path)
+        }
+        guard let uuid = remote.uuid else { throw DropError.remoteWithoutUUID(name: remote.name) }
+        return uuid
     }
 }
 

@@ -65,8 +65,13 @@ final class TransferMeter: PayloadMeter, Sendable {
     static let reachAllowance: Double = 120
     private let state = Mutex(State())
     let limiters: [RateLimiter]
+    /// When the attempt counts as stalled (annex.stalldetection).
+    let stall: TransferGitConfig.Stall
 
-    init(limiters: [RateLimiter]) { self.limiters = limiters }
+    init(limiters: [RateLimiter], stall: TransferGitConfig.Stall = .never) {
+        self.limiters = limiters
+        self.stall = stall
+    }
 
     func admit(_ want: Int) -> Int {
         limiters.reduce(want) { min($0, $1.chunk($0)) }
@@ -87,24 +92,25 @@ final class TransferMeter: PayloadMeter, Sendable {
     /// The payload (DATA) began.
     func dataStarted() { state.withLock { $0.dataStart = RateLimiter.now() } }
 
-    /// Records a sample (call about once a second, keeping `history` seconds of them); returns
-    /// bytes per second over the last ~5 seconds.
-    func sampleRate(history: Double = 5) -> Double {
-        state.withLock { s in
+    /// Records a sample (call about once a second; as many are kept as stall detection needs);
+    /// returns bytes per second over the last ~5 seconds.
+    func sampleRate() -> Double {
+        var history = 5.0
+        if case .below(_, let seconds) = stall { history = max(history, seconds) }
+        return state.withLock { s in
             let now = RateLimiter.now()
             s.samples.append((now, s.moved))
-            s.samples.removeAll { now - $0.0 > max(5, history) + 1.5 }
+            s.samples.removeAll { now - $0.0 > history + 1.5 }
             guard let first = s.samples.first(where: { now - $0.0 <= 5 }), now - first.0 > 0.2 else { return 0 }
             return Double(s.moved - first.1) / (now - first.0)
         }
     }
 
-    /// Whether the payload has moved too little under `rule` (annex.stalldetection): fewer than
-    /// its bytes in its last seconds, counted only once the payload has run that long; or the
-    /// payload has not started within `reachAllowance` and those seconds (a peer that accepts
-    /// and never answers).
-    func stalled(_ rule: TransferGitConfig.Stall) -> Bool {
-        guard case .below(let bytes, let seconds) = rule else { return false }
+    /// Whether the payload has moved too little under `stall`: fewer than its bytes in its last
+    /// seconds, counted only once the payload has run that long; or the payload has not started
+    /// within `reachAllowance` and those seconds (a peer that accepts and never answers).
+    var stalled: Bool {
+        guard case .below(let bytes, let seconds) = stall else { return false }
         return state.withLock { s in
             let now = RateLimiter.now()
             guard let start = s.dataStart else { return now - s.created >= Self.reachAllowance + seconds }

@@ -87,10 +87,9 @@ public final class TransferService: Sendable {
         return settings.settings
     }
 
-    /// What applies to a transfer of the repository `repoUUID` with `peer`.
-    private func policy(_ repoUUID: String, _ peer: TransferPeer?, _ direction: TransferDirection) -> TransferPolicy {
-        settings.policy(git: gitConfigs.withLock { $0[repoUUID] } ?? TransferGitConfig(), remote: peer?.name,
-                        peer: peer?.uuid ?? "", direction: direction)
+    /// The repository's git config for transfers (empty until read).
+    private func gitConfig(_ repoUUID: String) -> TransferGitConfig {
+        gitConfigs.withLock { $0[repoUUID] } ?? TransferGitConfig()
     }
 
     private static func now() -> Double { Date().timeIntervalSince1970 }
@@ -249,8 +248,10 @@ public final class TransferService: Sendable {
             finishAttempt(info.id, TransferFailure(code: "no_peer", message: "no linked peer to get \(info.file ?? info.key) from: link one (annex-cli remote add, or pair)"), repoEvent)
             return
         }
-        let policy = policy(entry.repoUUID, peer, info.direction)
-        let handle = RunningTransfer(id: info.id, meter: TransferMeter(limiters: policy.limiters), stall: policy.stall)
+        let git = gitConfig(entry.repoUUID)
+        let meter = TransferMeter(limiters: settings.limiters(git: git, remote: peer.name, peer: peer.uuid, direction: info.direction),
+                                  stall: settings.policy(git: git, remote: peer.name, direction: info.direction).stall)
+        let handle = RunningTransfer(id: info.id, meter: meter)
         running.withLock { $0[info.id] = handle }
         let prepared: (TransferWorker)? = {
             guard let repo = repos.registry.find(entry.repoUUID), let store = try? repos.objectStore(repo),
@@ -275,7 +276,7 @@ public final class TransferService: Sendable {
     private func finishAttempt(_ id: String, _ failure: TransferFailure?, _ repo: EventRepo, moved: Int64 = 0, from offset: Int64 = 0) {
         var limits = settings.limits(repos: [:])
         if let e = queue.withLock({ $0[id] }) {
-            let p = policy(e.repoUUID, e.peer, e.info.direction)
+            let p = settings.policy(git: gitConfig(e.repoUUID), remote: e.peer?.name, direction: e.info.direction)
             (limits.retries, limits.retryDelay) = (p.retries, p.retryDelay)
         }
         let info: TransferInfo? = queue.withLock { q in
@@ -307,12 +308,10 @@ public final class TransferService: Sendable {
         for (id, handle) in handles {
             let stage = handle.stage.withLock { $0 }
             let moved = handle.meter.moved
-            var history = 5.0
-            if case .below(_, let seconds) = handle.stall { history = seconds }
-            let rate = handle.meter.sampleRate(history: history)
+            let rate = handle.meter.sampleRate()
             handle.record.withLock { $0 }?.progress(bytes: stage.offset + moved)
-            if !stage.verifying, handle.meter.stalled(handle.stall) {
-                handle.interrupt(TransferFailure(code: "stalled", message: Self.stallMessage(handle.stall)))
+            if !stage.verifying, handle.meter.stalled {
+                handle.interrupt(TransferFailure(code: "stalled", message: Self.stallMessage(handle.meter.stall)))
             }
             guard let (info, uuid) = queue.withLock({ q -> (TransferInfo, String)? in
                 // The attempt may have ended since `handles` was read (and another begun): what it left stands.

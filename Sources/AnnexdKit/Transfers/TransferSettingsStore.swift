@@ -8,9 +8,6 @@ struct TransferPolicy: Sendable {
     var retries: Int
     var retryDelay: Double
     var stall: TransferGitConfig.Stall
-    /// Every limiter the transfer draws from: all transfers that way, the peer's, and its own
-    /// (annex.bwlimit / remote.<name>.annex-bwlimit, per transfer as git-annex applies it).
-    var limiters: [RateLimiter]
 }
 
 /// The transfer settings (settings.get/set) and the bandwidth limiters they configure: one per
@@ -35,9 +32,14 @@ final class TransferSettingsStore: Sendable {
         self.path = path
         var overrides = FileManager.default.contents(atPath: path)
             .flatMap { try? JSONValue(parsing: Array($0)) }?.objectValue ?? [:]
-        // A file from before only members set were kept, or edited by hand: keep what still reads.
-        if (try? Self.effective(overrides, global)) == nil { overrides = [:] }
-        let effective = (try? Self.effective(overrides, global)) ?? TransferSettings()
+        // A file edited by hand that no longer reads: annexd's and git config's defaults.
+        let effective: TransferSettings
+        if let e = try? Self.effective(overrides, global) {
+            effective = e
+        } else {
+            overrides = [:]
+            effective = (try? Self.effective([:], global)) ?? TransferSettings()
+        }
         state = Mutex(State(overrides: overrides, global: global, effective: effective))
         apply(effective)
     }
@@ -122,8 +124,8 @@ final class TransferSettingsStore: Sendable {
         return l
     }
 
-    /// What applies to a transfer with the peer `peer`, the repository's remote named `remote`.
-    func policy(git: TransferGitConfig, remote: String?, peer: String, direction: TransferDirection) -> TransferPolicy {
+    /// What applies to a transfer with the repository's remote named `remote`.
+    func policy(git: TransferGitConfig, remote: String?, direction: TransferDirection) -> TransferPolicy {
         let (s, overrides) = state.withLock { ($0.effective, $0.overrides) }
         let fromGit = git.values(remote: remote)
         let stall: TransferGitConfig.Stall
@@ -132,14 +134,22 @@ final class TransferSettingsStore: Sendable {
         } else {
             stall = fromGit.stall[direction]!
         }
-        var limiters = shared(for: peer, direction: direction)
-        let peerLimit = s.peers.first { $0.uuid == peer }.map { direction == .get ? $0.downloadLimit : $0.uploadLimit } ?? 0
-        if peerLimit == 0, let own = fromGit.bandwidth[direction], own > 0 {
-            limiters.append(RateLimiter(bytesPerSecond: own))
-        }
         return TransferPolicy(retries: overrides["retries"] == nil ? min(1000, fromGit.retries ?? s.retries) : s.retries,
                               retryDelay: overrides["retry_delay"] == nil ? fromGit.retryDelay ?? s.retryDelay : s.retryDelay,
-                              stall: stall, limiters: limiters)
+                              stall: stall)
+    }
+
+    /// Every limiter a transfer with `peer` (the remote named `remote`) draws from: all transfers
+    /// that way, the peer's, and its own (annex.bwlimit / remote.<name>.annex-bwlimit, per
+    /// transfer as git-annex applies it, unless the peer has a limit of its own that way).
+    func limiters(git: TransferGitConfig, remote: String?, peer: String, direction: TransferDirection) -> [RateLimiter] {
+        let s = settings
+        var limiters = shared(for: peer, direction: direction)
+        let peerLimit = s.peers.first { $0.uuid == peer }.map { direction == .get ? $0.downloadLimit : $0.uploadLimit } ?? 0
+        if peerLimit == 0, let own = git.values(remote: remote).bandwidth[direction], own > 0 {
+            limiters.append(RateLimiter(bytesPerSecond: own))
+        }
+        return limiters
     }
 
     /// The shared limiters a transfer with `peer` in `direction` draws from.

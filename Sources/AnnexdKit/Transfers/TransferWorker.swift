@@ -11,8 +11,6 @@ import Synchronization
 final class RunningTransfer: Sendable {
     let id: String
     let meter: TransferMeter
-    /// When the attempt counts as stalled.
-    let stall: TransferGitConfig.Stall
     /// Why the transfer was stopped from outside (pause, cancel, stall), if it was.
     private let stop = Mutex<TransferFailure?>(nil)
     private let client = Mutex<P2PClient?>(nil)
@@ -21,10 +19,9 @@ final class RunningTransfer: Sendable {
     /// git-annex's record of the transfer (.git/annex/transfer/…), for its byte count.
     let record = Mutex<TransferLog.Active?>(nil)
 
-    init(id: String, meter: TransferMeter, stall: TransferGitConfig.Stall) {
+    init(id: String, meter: TransferMeter) {
         self.id = id
         self.meter = meter
-        self.stall = stall
     }
 
     var stopReason: TransferFailure? { stop.withLock { $0 } }
