@@ -84,6 +84,6 @@ int annexd_open_pty(int *master, int *slave, unsigned short columns, unsigned sh
 
 #include <malloc.h>
 
-int annexd_limit_malloc_arenas(int arenas) {
-    return mallopt(M_ARENA_MAX, arenas);
+int annexd_tune_malloc(int arenas, int mmap_threshold) {
+    return mallopt(M_ARENA_MAX, arenas) && mallopt(M_MMAP_THRESHOLD, mmap_threshold);
 }

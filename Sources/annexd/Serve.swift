@@ -121,7 +121,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        Posix.limitMallocArenas(2)
+        Posix.tuneMalloc(arenas: 2, mmapThreshold: 128 << 10)
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)

@@ -59,13 +59,20 @@ public final class StateDirectory: @unchecked Sendable {
     }
 
     public static func writeAtomically(_ target: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
+        try writeAtomically(target, mode: mode) { write in try write(bytes) }
+    }
+
+    /// Writes what `produce` hands its `write` piece by piece (a large file is never held
+    /// whole), then puts the file in place at once.
+    public static func writeAtomically(_ target: String, mode: mode_t = 0o600,
+                                       _ produce: (_ write: ([UInt8]) throws -> Void) throws -> Void) throws {
         // A name no other writer uses (O_EXCL): concurrent writers each rename their own complete file.
         let tmp = target + ".tmp\(getpid())." + Hex.encode(Sodium.randomBytes(8))
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create", path: tmp) }
         do {
             fchmod(fd, mode)
-            try bytes.withUnsafeBytes { try Posix.writeAll(fd: fd, $0, what: tmp) }
+            try produce { bytes in try bytes.withUnsafeBytes { try Posix.writeAll(fd: fd, $0, what: tmp) } }
             try Posix.fsync(fd: fd, path: tmp)
             close(fd)
         } catch {

@@ -8,23 +8,26 @@ import Synchronization
 /// queue; one that falls behind is told where to resume and dropped, never
 /// silently skipped.
 public final class EventLog: Sendable {
+    /// An event as kept and delivered: its envelope, and the JSON-RPC `event` notification
+    /// that carries it, serialized once when published (the ring keeps bytes, not a JSON tree,
+    /// and subscribers are sent the same bytes).
     public struct Event: Sendable, Equatable {
         public let id: UInt64
         public let boot: String
         public let type: String
-        /// The event's declared fields and their values (see `EventCatalogue`).
-        public let fields: JSONObject
         public let time: Double
+        /// The notification's bytes: envelope (id, boot, type, time), then the declared fields.
+        public let notification: [UInt8]
 
-        /// The envelope (id, boot, type, time), then the fields.
-        public var params: JSONObject {
+        public init(id: UInt64, boot: String, type: String, fields: JSONObject, time: Double) {
+            self.id = id
+            self.boot = boot
+            self.type = type
+            self.time = time
             var params: JSONObject = ["id": .int(Int64(id)), "boot": .string(boot), "type": .string(type), "time": .double(time)]
             for (k, v) in fields { params[k] = v }
-            return params
+            notification = RPCNotification.event(params).json.serializedBytes()
         }
-
-        /// The JSON-RPC `event` notification that carries it.
-        public var notification: [UInt8] { RPCNotification.event(params).json.serializedBytes() }
     }
 
     public enum Delivery: Sendable, Equatable {

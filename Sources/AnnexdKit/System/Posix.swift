@@ -104,10 +104,15 @@ public enum Posix {
 }
 
 extension Posix {
-    /// At most `arenas` malloc arenas for all threads (glibc's M_ARENA_MAX). glibc would give
-    /// each thread of a transfer its own arena (up to 8 per core), and memory freed in one is
-    /// not reused by the others: a long-running daemon's resident size grows past what it holds.
-    public static func limitMallocArenas(_ arenas: Int32) {
-        _ = annexd_limit_malloc_arenas(arenas)
+    /// Keeps a long-running daemon's resident size close to what it holds:
+    /// - at most `arenas` malloc arenas for all threads (glibc's M_ARENA_MAX). glibc would give
+    ///   each thread of a transfer its own arena (up to 8 per core), and memory freed in one is
+    ///   not reused by the others;
+    /// - blocks of `mmapThreshold` bytes or more mapped on their own, so freeing one gives it
+    ///   back at once. glibc's threshold is dynamic: after the first 1 MiB connection buffer is
+    ///   freed it would put every later one in an arena, where a freed buffer stays resident
+    ///   behind whatever small block was allocated after it.
+    public static func tuneMalloc(arenas: Int32, mmapThreshold: Int32) {
+        _ = annexd_tune_malloc(arenas, mmapThreshold)
     }
 }

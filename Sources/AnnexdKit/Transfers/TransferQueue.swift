@@ -95,10 +95,18 @@ struct TransferQueue: Sendable {
         entries[e.info.id] = e
     }
 
-    var active: [Entry] { order.compactMap { entries[$0] }.filter { $0.info.state == .active || $0.info.state == .verifying } }
+    /// Running transfers, in order (lazily: a queue of 10 000 is not copied for each look).
+    var active: some Sequence<Entry> {
+        order.lazy.compactMap { entries[$0] }.filter { $0.info.state == .active || $0.info.state == .verifying }
+    }
 
     /// The transfers that are not over (what the state directory keeps).
-    var unfinished: [Entry] { order.compactMap { entries[$0] }.filter { !$0.info.state.isFinal } }
+    var unfinished: [Entry] { unfinished(among: order[...]) }
+
+    /// Those of `ids` that are not over, in that order (for saving a long queue a part at a time).
+    func unfinished(among ids: ArraySlice<String>) -> [Entry] {
+        ids.compactMap { entries[$0] }.filter { !$0.info.state.isFinal }
+    }
 
     /// The next transfer to start, marked active; nil when none may start now.
     /// Round robin between repositories; within one, oldest first. `busy`: transfers whose

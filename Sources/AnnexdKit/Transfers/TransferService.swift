@@ -361,17 +361,26 @@ public final class TransferService: Sendable {
     // MARK: Persistence
 
     private func save() {
-        let unfinished = queue.withLock { $0.unfinished }
-        // One entry at a time: a queue of thousands never exists as one JSON tree.
-        var bytes: [UInt8] = [UInt8(ascii: "[")]
-        for (i, e) in unfinished.enumerated() {
-            if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            let entry: JSONValue = ["transfer": e.info.json, "repo_uuid": .string(e.repoUUID), "candidates": e.candidates.json]
-            bytes += entry.serializedBytes()
-        }
-        bytes.append(UInt8(ascii: "]"))
+        // A few entries at a time, each written as it is made: a queue of thousands never
+        // exists as one JSON tree, one text or one copy.
+        let ids = queue.withLock { $0.order }
         do {
-            try StateDirectory.writeAtomically(queuePath, bytes, mode: 0o600)
+            try StateDirectory.writeAtomically(queuePath, mode: 0o600) { write in
+                var first = true
+                try write([UInt8(ascii: "[")])
+                for start in stride(from: 0, to: ids.count, by: 256) {
+                    let batch = queue.withLock { $0.unfinished(among: ids[start..<min(start + 256, ids.count)]) }
+                    var bytes: [UInt8] = []
+                    for e in batch {
+                        if !first { bytes.append(UInt8(ascii: ",")) }
+                        first = false
+                        let entry: JSONValue = ["transfer": e.info.json, "repo_uuid": .string(e.repoUUID), "candidates": e.candidates.json]
+                        bytes += entry.serializedBytes()
+                    }
+                    try write(bytes)
+                }
+                try write([UInt8(ascii: "]")])
+            }
         } catch {
             logger.error("cannot save the transfer queue to \(queuePath): \(error)")
         }

@@ -17,8 +17,10 @@ int annexd_spawn(const char *const argv[], const char *const envp[], const char 
 /// (for running a program on a terminal). Returns 0, or an errno value.
 int annexd_open_pty(int *master, int *slave, unsigned short columns, unsigned short rows);
 
-/// mallopt(M_ARENA_MAX, arenas): at most that many malloc arenas for all threads. Returns 1 on success.
-int annexd_limit_malloc_arenas(int arenas);
+/// mallopt(M_ARENA_MAX, arenas) and mallopt(M_MMAP_THRESHOLD, mmap_threshold): at most that
+/// many malloc arenas for all threads, and blocks of mmap_threshold bytes or more always mapped
+/// on their own (a fixed threshold turns off glibc's dynamic one). Returns 1 on success.
+int annexd_tune_malloc(int arenas, int mmap_threshold);
 
 /// pipe2(fds, O_CLOEXEC): a pipe whose ends no spawned child inherits.
 int annexd_pipe_cloexec(int fds[2]);

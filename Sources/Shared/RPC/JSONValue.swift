@@ -85,7 +85,11 @@ public struct JSONObject: Hashable, Sendable, Sequence, ExpressibleByDictionaryL
     public typealias Element = (key: String, value: JSONValue)
 
     private var entries: [Element] = []
-    private var positions: [String: Int] = [:]
+    /// Where each key is, once there are more than `indexedFrom` members; a smaller object is
+    /// searched in order (most are: an object per transfer, per peer, per event), which keeps a
+    /// JSON tree of 10 000 transfers at half the size.
+    private var positions: [String: Int]?
+    private static let indexedFrom = 16
 
     public init() {}
 
@@ -99,8 +103,7 @@ public struct JSONObject: Hashable, Sendable, Sequence, ExpressibleByDictionaryL
     /// Members known to have unique keys (parsed by jansson with JSON_REJECT_DUPLICATES).
     init(uniqueEntries: [Element]) {
         entries = uniqueEntries
-        positions.reserveCapacity(uniqueEntries.count)
-        for (i, e) in uniqueEntries.enumerated() { positions[e.key] = i }
+        reindex()
     }
 
     public var count: Int { entries.count }
@@ -108,21 +111,33 @@ public struct JSONObject: Hashable, Sendable, Sequence, ExpressibleByDictionaryL
     public var keys: [String] { entries.map(\.key) }
     public var values: [JSONValue] { entries.map(\.value) }
 
+    private func position(_ key: String) -> Int? {
+        if let positions { return positions[key] }
+        return entries.firstIndex { $0.key == key }
+    }
+
+    private mutating func reindex() {
+        guard entries.count > Self.indexedFrom else { positions = nil; return }
+        var p: [String: Int] = [:]
+        p.reserveCapacity(entries.count)
+        for (i, e) in entries.enumerated() { p[e.key] = i }
+        positions = p
+    }
+
     /// The value for `key`; setting nil removes the member.
     public subscript(key: String) -> JSONValue? {
-        get { positions[key].map { entries[$0].value } }
+        get { position(key).map { entries[$0].value } }
         set {
-            if let i = positions[key] {
+            if let i = position(key) {
                 if let newValue {
                     entries[i].value = newValue
                 } else {
                     entries.remove(at: i)
-                    positions[key] = nil
-                    for j in i..<entries.count { positions[entries[j].key] = j }
+                    reindex()
                 }
             } else if let newValue {
-                positions[key] = entries.count
                 entries.append((key, newValue))
+                if positions != nil { positions![key] = entries.count - 1 } else if entries.count > Self.indexedFrom { reindex() }
             }
         }
     }
@@ -132,7 +147,7 @@ public struct JSONObject: Hashable, Sendable, Sequence, ExpressibleByDictionaryL
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.count == rhs.count else { return false }
         for (k, v) in lhs.entries {
-            guard let j = rhs.positions[k], rhs.entries[j].value == v else { return false }
+            guard let j = rhs.position(k), rhs.entries[j].value == v else { return false }
         }
         return true
     }
@@ -329,12 +344,63 @@ extension JSONValue {
     /// Compact JSON text in UTF-8, members in their order, no newlines (control characters in
     /// strings are escaped), so it can go on a line-framed wire as is. Non-finite doubles,
     /// which JSON cannot express, are written as null. Doubles are written with 15 significant
-    /// digits when that is exact for all of them (0.1, not 0.10000000000000001), else with 17.
+    /// digits when that is exact for all of them (0.1, not 0.10000000000000001), else with 17
+    /// ("them": the doubles of one piece written whole, see `wholeUpTo`).
     public func serializedBytes() -> [UInt8] {
-        var fullPrecision = false
-        let json = Self.makeJansson(self, &fullPrecision)
-        defer { json_decref(json) }
         var out: [UInt8] = []
+        Self.write(self, to: &out)
+        return out
+    }
+
+    /// A container of more than this many values in all is written member by member (each
+    /// member through jansson on its own), so a large answer — 10 000 transfers — is never
+    /// held a second time as one jansson tree while it is written.
+    private static let wholeUpTo = 256
+
+    private static func write(_ value: JSONValue, to out: inout [UInt8]) {
+        var budget = wholeUpTo
+        guard value.fits(&budget) else {
+            switch value {
+            case .array(let items):
+                out.append(UInt8(ascii: "["))
+                for (i, item) in items.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    write(item, to: &out)
+                }
+                out.append(UInt8(ascii: "]"))
+            case .object(let object):
+                out.append(UInt8(ascii: "{"))
+                for (i, (key, item)) in object.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    dump(.string(key), to: &out)
+                    out.append(UInt8(ascii: ":"))
+                    write(item, to: &out)
+                }
+                out.append(UInt8(ascii: "}"))
+            default:
+                dump(value, to: &out)
+            }
+            return
+        }
+        dump(value, to: &out)
+    }
+
+    /// Whether the value has at most `budget` values in all (counting down as it looks).
+    private func fits(_ budget: inout Int) -> Bool {
+        budget -= 1
+        if budget < 0 { return false }
+        switch self {
+        case .array(let items): return items.allSatisfy { $0.fits(&budget) }
+        case .object(let object): return object.allSatisfy { $0.value.fits(&budget) }
+        default: return true
+        }
+    }
+
+    /// Appends the value as jansson writes it.
+    private static func dump(_ value: JSONValue, to out: inout [UInt8]) {
+        var fullPrecision = false
+        let json = makeJansson(value, &fullPrecision)
+        defer { json_decref(json) }
         let precision = fullPrecision ? 17 : 15
         let flags = Int(JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) | (precision << 11)  // JSON_REAL_PRECISION
         let rc = withUnsafeMutablePointer(to: &out) { outPtr in
@@ -348,7 +414,6 @@ extension JSONValue {
             }, outPtr, flags)
         }
         precondition(rc == 0, "jansson failed to serialize a JSON value (out of memory?)")
-        return out
     }
 
     /// Compact JSON text; see `serializedBytes()`.

@@ -229,4 +229,40 @@ import Testing
         #expect(text.utf8.count < JSONValue.defaultMaxBytes)
         #expect(try parse(text) == v)
     }
+
+    /// A large value is written piece by piece: the text is the same as one piece would give
+    /// (order, escapes in keys and strings, doubles, nesting), checked against jansson's own
+    /// reading and against a small value written whole.
+    @Test func largeValuesAreWrittenPieceByPieceAsOneWouldBe() throws {
+        let member: JSONValue = ["k\"ey\n": "v\u{1}é", "d": .double(0.1), "e": .double(1.0 / 3.0), "n": .null, "a": [true, 2]]
+        let small = JSONValue.array([member, member])
+        #expect(small.serialized() == "[" + member.serialized() + "," + member.serialized() + "]")
+        var big = JSONObject()
+        for i in 0..<300 { big["m\(i)"] = i % 7 == 0 ? .array(Array(repeating: member, count: 3)) : member }
+        let v: JSONValue = ["result": ["transfers": .object(big), "total": 300]]
+        let text = v.serialized()
+        #expect(try parse(text) == v)
+        let expected = #"{"result":{"transfers":{"# + (0..<300).map { i in
+            "\"m\(i)\":" + (i % 7 == 0 ? JSONValue.array(Array(repeating: member, count: 3)) : member).serialized()
+        }.joined(separator: ",") + #"},"total":300}}"#
+        #expect(text == expected)
+        #expect(!text.contains("\n"))
+    }
+
+    /// Objects up to 16 members are searched in order, larger ones through an index: both
+    /// find, replace and remove members alike, and keep their order.
+    @Test(arguments: [3, 16, 17, 40])
+    func membersAreFoundReplacedAndRemovedAtAnySize(count: Int) {
+        var o = JSONObject()
+        for i in 0..<count { o["k\(i)"] = .int(Int64(i)) }
+        o["k1"] = "one"
+        o["k0"] = nil
+        o["new"] = true
+        #expect(o.count == count + 1 - 1)
+        #expect(o["k1"] == "one" && o["k0"] == nil && o["new"] == true && o["k\(count - 1)"] == .int(Int64(count - 1)))
+        #expect(o.keys == (1..<count).map { "k\($0)" } + ["new"])
+        var same = JSONObject()
+        for k in o.keys.reversed() { same[k] = o[k] }
+        #expect(same == o)
+    }
 }
