@@ -14,7 +14,7 @@ usage: socks-standin.py LISTEN_HOST LISTEN_PORT --tcp
     test can see its traffic went through.
 Prints "ready" on stdout once listening.
 """
-import socket, struct, sys, threading, time
+import fcntl, os, socket, struct, sys, threading, time
 
 UNREACHABLE, REFUSED = 4, 5
 
@@ -36,8 +36,29 @@ def recv_exact(s, n):
         b += c
     return b
 
+def splice_all(a, b):
+    """Moves bytes a -> b inside the kernel (socket -> pipe -> socket), so the stand-in
+    costs next to no CPU and a benchmark through it measures the two ends, not Python."""
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ
+    except OSError:
+        pass
+    try:
+        while True:
+            n = os.splice(a.fileno(), w, 1 << 20)
+            if n == 0:
+                return
+            while n:
+                n -= os.splice(r, b.fileno(), n)
+    finally:
+        os.close(r)
+        os.close(w)
+
 def pump(a, b, latency=0):
     try:
+        if not latency and hasattr(os, "splice"):
+            return splice_all(a, b)
         while True:
             d = a.recv(65536)
             if not d:
