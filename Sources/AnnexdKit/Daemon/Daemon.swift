@@ -29,6 +29,8 @@ public final class Daemon: Sendable {
     public let transfers: TransferService
     /// content.drop: drops with git-annex's numcopies/mincopies safety.
     public let drops: DropService
+    /// sync.plan, and the content part of a sync: what to get, put and drop, and doing it.
+    public let contentSync: ContentSyncService
     private let started = Date()
     private let shutdownRequest = Mutex<@Sendable () -> Void>({})
 
@@ -59,6 +61,7 @@ public final class Daemon: Sendable {
         torEnable = TorEnableService(repos: repos, creds: creds, events: events, runner: config.torHelper)
         transfers = TransferService(repos: repos, linking: linking, dialer: dialer, events: events, stateDir: config.stateDir, logger: logger)
         drops = DropService(repos: repos, linking: linking, dialer: dialer)
+        contentSync = ContentSyncService(repos: repos, linking: linking, transfers: transfers, drops: drops)
     }
 
     /// Asks the process to shut down (`daemon.shutdown`); set by whoever runs the lifecycle.

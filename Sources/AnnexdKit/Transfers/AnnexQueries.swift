@@ -22,7 +22,18 @@ enum AnnexQueries {
     /// their keys, present or not (`git annex find --include=* --json`).
     static func resolve(paths: [String], in annex: AnnexRepo) throws -> [Annexed] {
         let relative = try paths.map { try relativePath($0, in: annex) }
-        let r = try Command.run(["git", "annex", "find", "--include=*", "--json", "--"] + relative, cwd: annex.path)
+        let (found, stderr, _) = try find(["--include=*", "--"] + relative, in: annex)
+        if found.isEmpty {
+            let why = stderr.split(separator: "\n").first.map(String.init) ?? ""
+            throw QueryError(code: "not_annexed", description: "no annexed files in \(paths.joined(separator: ", "))" + (why.isEmpty ? "" : " (git annex: \(why))"))
+        }
+        return found
+    }
+
+    /// The annexed files of the current branch that `git annex find OPTIONS --json` matches,
+    /// what it said on stderr, and how it exited.
+    static func find(_ options: [String], in annex: AnnexRepo) throws -> (found: [Annexed], stderr: String, status: Int32) {
+        let r = try Command.run(["git", "annex", "find", "--json"] + options, cwd: annex.path)
         var found: [Annexed] = []
         for line in r.stdout.split(separator: "\n") {
             guard let o = try? JSONValue(parsing: Array(line.utf8)).objectValue,
@@ -30,11 +41,7 @@ enum AnnexQueries {
             let size = o["bytesize"]?.stringValue.flatMap { Int64($0) }
             found.append(Annexed(file: o["file"]?.stringValue, key: key, size: size ?? key.size))
         }
-        if found.isEmpty {
-            let why = r.stderr.split(separator: "\n").first.map(String.init) ?? ""
-            throw QueryError(code: "not_annexed", description: "no annexed files in \(paths.joined(separator: ", "))" + (why.isEmpty ? "" : " (git annex: \(why))"))
-        }
-        return found
+        return (found, r.stderr, r.status)
     }
 
     /// `path` relative to the repository's top, refusing paths outside it.
