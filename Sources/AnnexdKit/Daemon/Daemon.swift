@@ -29,6 +29,8 @@ public final class Daemon: Sendable {
     public let transfers: TransferService
     /// content.drop: drops with git-annex's numcopies/mincopies safety.
     public let drops: DropService
+    /// sync.run: git-level sync with tor-annex remotes.
+    public let sync: SyncService
     private let started = Date()
     private let shutdownRequest = Mutex<@Sendable () -> Void>({})
 
@@ -59,6 +61,7 @@ public final class Daemon: Sendable {
         torEnable = TorEnableService(repos: repos, creds: creds, events: events, runner: config.torHelper)
         transfers = TransferService(repos: repos, linking: linking, dialer: dialer, events: events, stateDir: config.stateDir, logger: logger)
         drops = DropService(repos: repos, linking: linking, dialer: dialer)
+        sync = SyncService(repos: repos, linking: linking, dialer: dialer, events: events, executable: config.executable)
     }
 
     /// Asks the process to shut down (`daemon.shutdown`); set by whoever runs the lifecycle.

@@ -1,0 +1,128 @@
+import Foundation
+import Shared
+
+/// The commands of one sync of one repository (blocking: run on a thread of its own). git
+/// reaches tor-annex remotes through annexd (`GitOverTor`); merging is git-annex's own
+/// `git annex merge`. docs/ARCHITECTURE.md ("Sync") lists what runs, in order.
+struct GitSync {
+    let repo: AnnexRepo
+    let transport: GitOverTor
+
+    /// A peer's failure: a code (peer_unreachable, auth_failed, fetch_failed, push_failed, …)
+    /// and a message for people.
+    typealias PeerFailure = TransferFailure
+
+    struct MergeFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The branch checked out, nil when HEAD is detached or unborn (or the repository is bare).
+    func currentBranch() -> SyncRules.Branch? {
+        guard !repo.isBare, let r = try? git(["symbolic-ref", "-q", "--short", "HEAD"]), r.status == 0 else { return nil }
+        let name = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, resolve("refs/heads/" + name) != nil else { return nil }
+        return SyncRules.Branch(current: name)
+    }
+
+    /// `git fetch REMOTE` through annexd's tor; true when its remote-tracking refs changed.
+    func fetch(_ remote: String) throws(PeerFailure) -> Bool {
+        let before = refs(under: "refs/remotes/\(remote)/")
+        let r: Command.Output
+        do { r = try git(["fetch", "--quiet", remote], overTor: true) } catch {
+            throw PeerFailure(code: "io_error", message: "could not run git fetch: \(error)")
+        }
+        guard r.status == 0 else { throw Self.failure(r, doing: "fetching from \(remote)", code: "fetch_failed") }
+        return refs(under: "refs/remotes/\(remote)/") != before
+    }
+
+    /// Merges as `git annex sync` does after fetching from `remotes`: `git annex merge` (the
+    /// git-annex branch, and synced/BRANCH that peers pushed here), then each remote's BRANCH
+    /// and synced/BRANCH that have commits the current branch lacks (`git annex merge REF…`),
+    /// then synced/BRANCH is moved to the result. True when the current branch or the
+    /// git-annex branch changed.
+    func merge(from remotes: [String], branch: SyncRules.Branch?) throws(MergeFailure) -> Bool {
+        let before = (resolve("HEAD"), resolve("refs/heads/" + SyncRules.annexBranch))
+        try annexMerge([])
+        if let branch {
+            try updateSyncedBranch(branch)
+            let candidates = remotes.flatMap { SyncRules.mergeCandidates(branch, remote: $0) }
+            let changed = candidates.filter { hasCommitsMissing(from: "HEAD", in: $0) }
+            if !changed.isEmpty { try annexMerge(changed) }
+            try updateSyncedBranch(branch)
+        }
+        return (resolve("HEAD"), resolve("refs/heads/" + SyncRules.annexBranch)) != before
+    }
+
+    /// Pushes what git-annex's pushBranch pushes, when the remote lacks any of it; true when
+    /// refs were pushed. A refused synced/ ref fails; a refused direct push is expected.
+    func push(_ remote: String, branch: SyncRules.Branch?) throws(PeerFailure) -> Bool {
+        let needed = SyncRules.pushChecks(branch, remote: remote).contains { check in
+            guard resolve(check.local) != nil else { return false }
+            return resolve(check.remote) == nil || hasCommitsMissing(from: check.remote, in: check.local)
+        }
+        guard needed else { return false }
+        let r: Command.Output
+        do { r = try git(["push", "--porcelain", remote] + SyncRules.pushRefspecs(branch), overTor: true) } catch {
+            throw PeerFailure(code: "io_error", message: "could not run git push: \(error)")
+        }
+        let refs = SyncRules.parsePorcelain(r.stdout)
+        let required = SyncRules.requiredDestinations(branch)
+        let results = refs.filter { required.contains($0.destination) }
+        guard results.count == required.count else {
+            throw Self.failure(r, doing: "pushing to \(remote)", code: "push_failed")
+        }
+        if let refused = results.first(where: \.rejected) {
+            throw PeerFailure(code: "push_failed", message: "\(remote) refused \(refused.destination): \(refused.summary)")
+        }
+        return refs.contains(where: \.updated)
+    }
+
+    // MARK: git
+
+    private func annexMerge(_ refs: [String]) throws(MergeFailure) {
+        do {
+            let r = try git(["annex", "merge", "--quiet"] + refs)
+            guard r.status == 0 else {
+                throw MergeFailure(description: "git annex merge \(refs.joined(separator: " ")) failed in \(repo.path): \(Self.lastLines(r.stderr + r.stdout))")
+            }
+        } catch let e as MergeFailure { throw e } catch {
+            throw MergeFailure(description: "could not run git annex merge in \(repo.path): \(error)")
+        }
+    }
+
+    /// git-annex's updateBranch: `git branch -f synced/BRANCH BRANCH`.
+    private func updateSyncedBranch(_ branch: SyncRules.Branch) throws(MergeFailure) {
+        guard let r = try? git(["branch", "-f", branch.synced, branch.original]), r.status == 0 else {
+            throw MergeFailure(description: "could not update \(branch.synced) in \(repo.path)")
+        }
+    }
+
+    private func hasCommitsMissing(from base: String, in ref: String) -> Bool {
+        guard resolve(ref) != nil, let r = try? git(["rev-list", "-n1", "\(base)..\(ref)", "--"]), r.status == 0 else { return false }
+        return !r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+    }
+
+    private func resolve(_ ref: String) -> String? {
+        guard let r = try? git(["rev-parse", "-q", "--verify", ref + "^{commit}"]), r.status == 0 else { return nil }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func refs(under prefix: String) -> String {
+        (try? git(["for-each-ref", "--format=%(objectname) %(refname)", prefix]))?.stdout ?? ""
+    }
+
+    private func git(_ args: [String], overTor: Bool = false) throws -> Command.Output {
+        try Command.run(["git"] + args, cwd: repo.path,
+                        environment: overTor ? transport.environment(repo: repo.path) : nil)
+    }
+
+    /// A failed fetch or push: git-connect's own error when it left one on stderr, else git's.
+    private static func failure(_ r: Command.Output, doing what: String, code: String) -> PeerFailure {
+        if let f = GitConnectBridge.failure(inStderr: r.stderr) { return PeerFailure(code: f.code, message: f.message) }
+        return PeerFailure(code: code, message: "\(what) failed (git exited with \(r.status)): \(lastLines(r.stderr))")
+    }
+
+    static func lastLines(_ text: String, count: Int = 3) -> String {
+        text.split(separator: "\n").suffix(count).joined(separator: " / ")
+    }
+}

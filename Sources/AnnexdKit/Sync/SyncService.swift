@@ -1,0 +1,135 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Shared
+import Synchronization
+
+/// `sync.run`: git-level sync of a repository with its tor-annex remotes, as `git annex sync
+/// --no-content` does it, git reaching the remotes through annexd's tor (`GitOverTor`) and
+/// git-annex doing the merging (`GitSync`). Syncs of one repository run one after another.
+/// A peer that fails gets its own error; only what concerns the whole repository (merging)
+/// fails the sync.
+public final class SyncService: Sendable {
+    public enum SyncError: ServiceError {
+        case unknownPeer(name: String, repo: String)
+        case contentNotYet
+        case noPeers(repo: String)
+        case failed(repo: String, why: String)
+
+        public var kind: FailureKind {
+            switch self {
+            case .unknownPeer: .notFound
+            case .contentNotYet: .invalidArgument
+            case .noPeers: .invalidState
+            case .failed: .gitFailed
+            }
+        }
+        public var reason: String {
+            switch self {
+            case .unknownPeer: "remote_not_found"
+            case .contentNotYet: "content_sync_not_supported"
+            case .noPeers: "no_peers"
+            case .failed: "sync_failed"
+            }
+        }
+        public var description: String {
+            switch self {
+            case .unknownPeer(let name, let repo):
+                "params.peers: \(repo) has no tor-annex remote named or with UUID \(name); `annex-cli remote list` shows them"
+            case .contentNotYet:
+                "params.content: content sync is not supported yet by this annexd: sync without it, then use transfer.start (annex-cli get/copy)"
+            case .noPeers(let repo):
+                "\(repo) has no tor-annex remote to sync with (remotes set annex-ignore or annex-sync=false are left out): link one with annex-cli remote add or pair"
+            case .failed(_, let why): why
+            }
+        }
+    }
+
+    let repos: RepositoryService
+    let linking: LinkingService
+    let dialer: PeerDialer
+    let events: EventLog
+    /// The annexd executable git runs to reach a peer (`annexd git-connect`).
+    let executable: String
+    /// One lock per repository UUID: its syncs run one at a time.
+    private let locks = Mutex<[String: NSLock]>([:])
+
+    init(repos: RepositoryService, linking: LinkingService, dialer: PeerDialer, events: EventLog, executable: String) {
+        self.repos = repos
+        self.linking = linking
+        self.dialer = dialer
+        self.events = events
+        self.executable = executable
+    }
+
+    public func run(_ p: SyncRun.Params) async throws -> SyncRun.Result {
+        let repo = try repos.lookup(p.repo)
+        if p.content == true { throw SyncError.contentNotYet }
+        let chosen: [RemoteInfo]
+        do { chosen = try SyncRules.select(Self.remoteSettings(linking.remotes(of: repo), repo: repo), named: p.peers) } catch {
+            guard case .unknown(let name) = error else { throw error }
+            throw SyncError.unknownPeer(name: name, repo: repo.path)
+        }
+        guard !chosen.isEmpty else { throw SyncError.noPeers(repo: repo.path) }
+        let annex: AnnexRepo
+        do { annex = try AnnexRepo(path: repo.path) } catch { throw SyncError.failed(repo: repo.path, why: "\(error)") }
+        let direction = p.direction ?? .both
+        let transport = GitOverTor(annexd: executable, socks: await dialer.socks())
+        let lock = locks.withLock { $0[repo.uuid, default: NSLock()] }
+        let eventRepo = RepositoryService.eventRepo(repo)
+        let events = self.events
+        return try await Blocking.run {
+            lock.lock()
+            defer { lock.unlock() }
+            events.publish(SyncStarted(repo: eventRepo, peers: chosen.map(\.name)))
+            do {
+                let result = try Self.sync(GitSync(repo: annex, transport: transport), chosen, direction)
+                events.publish(SyncFinished(repo: eventRepo, merged: result.merged, peers: result.peers))
+                return result
+            } catch {
+                events.publish(SyncFailed(repo: eventRepo, reason: "\(error)"))
+                throw SyncError.failed(repo: repo.path, why: "\(error)")
+            }
+        }
+    }
+
+    /// Pull from each (fetch), merge once, push to each.
+    private static func sync(_ git: GitSync, _ remotes: [RemoteInfo], _ direction: SyncDirection) throws(GitSync.MergeFailure) -> SyncRun.Result {
+        var results = remotes.map { SyncPeerResult(uuid: $0.uuid, name: $0.name) }
+        let branch = git.currentBranch()
+        var merged = false
+        if direction.pulls {
+            var fetched: [String] = []
+            for i in results.indices {
+                do {
+                    results[i].pulled = try git.fetch(results[i].name)
+                    fetched.append(results[i].name)
+                } catch { results[i].error = error }
+            }
+            merged = try git.merge(from: fetched, branch: branch)
+        }
+        if direction.pushes {
+            for i in results.indices where results[i].error == nil {
+                do { results[i].pushed = try git.push(results[i].name, branch: branch) } catch { results[i].error = error }
+            }
+        }
+        return SyncRun.Result(peers: results, merged: merged)
+    }
+
+    /// The remotes with the settings that leave them out of a sync (`--bool`, as git-annex reads them).
+    static func remoteSettings(_ remotes: [RemoteInfo], repo: Registry.Repo) -> [SyncRules.Remote] {
+        let out = (try? Command.output(["git", "config", "--bool", "--get-regexp", "^remote\\..*\\.annex-(ignore|sync)$"], cwd: repo.path)) ?? ""
+        var ignored: Set<String> = [], disabled: Set<String> = []
+        for line in out.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[0].hasPrefix("remote.") else { continue }
+            if parts[0].hasSuffix(".annex-ignore"), parts[1] == "true" {
+                ignored.insert(String(parts[0].dropFirst("remote.".count).dropLast(".annex-ignore".count)))
+            } else if parts[0].hasSuffix(".annex-sync"), parts[1] == "false" {
+                disabled.insert(String(parts[0].dropFirst("remote.".count).dropLast(".annex-sync".count)))
+            }
+        }
+        return remotes.map { SyncRules.Remote(info: $0, ignored: ignored.contains($0.name), syncDisabled: disabled.contains($0.name)) }
+    }
+}
