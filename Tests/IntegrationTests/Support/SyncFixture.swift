@@ -36,7 +36,7 @@ final class SyncFixture {
         let addressOfA: String
         if stockA {
             daemonA = nil
-            let rd = try StockRemotedaemon(repo: a, scratch: root, net: net, annex: annex)
+            let rd = try StockRemotedaemon(repo: a, scratch: root, net: net, annex: annex, debug: true)
             stock = rd
             addressOfA = rd.address
         } else {
