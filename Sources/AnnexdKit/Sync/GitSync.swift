@@ -24,15 +24,35 @@ struct GitSync {
         return SyncRules.Branch(current: name)
     }
 
+    /// How often a fetch or push that broke off mid-stream is tried. Stock git-annex's server
+    /// (P2P/IO.hs runRelayService) sends CONNECTDONE as soon as the git service exits, racing
+    /// the thread that relays the service's last output, which is then lost: git sees
+    /// "unexpected disconnect while reading sideband packet" now and then. Fetch and push are
+    /// idempotent, so they are tried again; a peer that cannot be reached is not.
+    static let attempts = 3
+    static let retriedCodes: Set<String> = ["fetch_failed", "push_failed", "protocol_error"]
+
     /// `git fetch REMOTE` through annexd's tor; true when its remote-tracking refs changed.
     func fetch(_ remote: String) throws(PeerFailure) -> Bool {
         let before = refs(under: "refs/remotes/\(remote)/")
-        let r: Command.Output
-        do { r = try git(["fetch", "--quiet", remote], overTor: true) } catch {
-            throw PeerFailure(code: "io_error", message: "could not run git fetch: \(error)")
-        }
-        guard r.status == 0 else { throw Self.failure(r, doing: "fetching from \(remote)", code: "fetch_failed") }
+        _ = try overTor(["fetch", "--quiet", remote], doing: "fetching from \(remote)", code: "fetch_failed")
         return refs(under: "refs/remotes/\(remote)/") != before
+    }
+
+    /// Runs a git command that reaches a peer, trying again while it breaks off mid-stream.
+    private func overTor(_ args: [String], doing what: String, code: String,
+                         succeeded: (Command.Output) -> Bool = { $0.status == 0 }) throws(PeerFailure) -> Command.Output {
+        var attempt = 1
+        while true {
+            let r: Command.Output
+            do { r = try git(args, overTor: true) } catch {
+                throw PeerFailure(code: "io_error", message: "could not run git \(args[0]): \(error)")
+            }
+            if succeeded(r) { return r }
+            let failure = Self.failure(r, doing: what, code: code)
+            guard attempt < Self.attempts, Self.retriedCodes.contains(failure.code) else { throw failure }
+            attempt += 1
+        }
     }
 
     /// Merges as `git annex sync` does after fetching from `remotes`: `git annex merge` (the
@@ -61,16 +81,15 @@ struct GitSync {
             return resolve(check.remote) == nil || hasCommitsMissing(from: check.remote, in: check.local)
         }
         guard needed else { return false }
-        let r: Command.Output
-        do { r = try git(["push", "--porcelain", remote] + SyncRules.pushRefspecs(branch), overTor: true) } catch {
-            throw PeerFailure(code: "io_error", message: "could not run git push: \(error)")
+        let required = SyncRules.requiredDestinations(branch)
+        // Refused direct pushes make git exit non-zero: a push is complete when git reported
+        // on every synced/ ref.
+        let r = try overTor(["push", "--porcelain", remote] + SyncRules.pushRefspecs(branch),
+                            doing: "pushing to \(remote)", code: "push_failed") { r in
+            SyncRules.parsePorcelain(r.stdout).filter { required.contains($0.destination) }.count == required.count
         }
         let refs = SyncRules.parsePorcelain(r.stdout)
-        let required = SyncRules.requiredDestinations(branch)
         let results = refs.filter { required.contains($0.destination) }
-        guard results.count == required.count else {
-            throw Self.failure(r, doing: "pushing to \(remote)", code: "push_failed")
-        }
         if let refused = results.first(where: \.rejected) {
             throw PeerFailure(code: "push_failed", message: "\(remote) refused \(refused.destination): \(refused.summary)")
         }
