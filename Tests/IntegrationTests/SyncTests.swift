@@ -9,8 +9,9 @@ import Testing
 /// sync.run (and annex-cli sync) between two annexd daemons linked both ways, and against
 /// stock `git annex remotedaemon` of each version, through the SOCKS stand-in.
 @Suite(.serialized, .timeLimit(.minutes(10))) struct SyncTests {
-    @Test func pullAndPushBetweenTwoAnnexd() throws {
-        let f = try SyncFixture()
+    @Test(arguments: TestEnvironment.gitAnnexVersions)
+    func pullAndPushBetweenTwoAnnexd(annex: TestEnvironment.GitAnnex) throws {
+        let f = try SyncFixture(annex: annex)
         let daemonA = try #require(f.daemonA)
         let uuidA = try f.uuid(f.a), uuidB = try f.uuid(f.b)
 
@@ -91,6 +92,17 @@ import Testing
             #expect(r["error"] != nil, "\(params) was accepted: \(r)")
             if let reason { #expect(r["error"]?["data"]?["reason"]?.stringValue == reason, "\(r)") }
             #expect((r["error"]?["message"]?.stringValue ?? "").count > 10, "\(r)")
+        }
+        // git-connect by hand, as git would run it: what is wrong, on stderr, with a code.
+        for (args, env, says) in [
+            (["git-upload-pack", "nonsense"], [String: String](), "[invalid_address]"),
+            (["git-frob", "x.onion:1"], [:], "[invalid_service]"),
+            (["git-upload-pack", OnionNetwork.fakeOnionValid() + ":1234"], [:], "ANNEXD_SOCKS is not set"),
+            (["git-upload-pack", OnionNetwork.fakeOnionValid() + ":1234"], ["ANNEXD_SOCKS": "127.0.0.1:9", "ANNEXD_GIT_REPO": f.b], "no token is stored"),
+        ] {
+            let r = try Command.run([TestEnvironment.annexd, "git-connect"] + args, cwd: "/",
+                                    environment: ProcessInfo.processInfo.environment.merging(env) { $1 })
+            #expect(r.status == 128 && r.stderr.hasPrefix("annexd git-connect: ") && r.stderr.contains(says), "\(args): \(r.stderr)")
         }
         let cli = try f.daemonB.cli("sync --repo \(f.b) --direction sideways", allowFailure: true)
         #expect(cli.contains("'sideways' is invalid") && cli.contains("'pull', 'push' or 'both'"), "\(cli)")

@@ -9,7 +9,7 @@ import Testing
 /// Two repositories for sync tests, `a` holding a commit and `b` a clone of it (without
 /// origin), each served by an annexd of its own and linked to the other both ways through
 /// the SOCKS stand-in (`b`'s remote `a`, `a`'s remote `b`); or `a` served by stock `git annex
-/// remotedaemon`, `b` linked to it.
+/// remotedaemon`, `b` linked to it. The daemons run `annex` (its `git annex merge`).
 final class SyncFixture {
     typealias Annexd = DaemonTorAnnexTests.Annexd
     let net: OnionNetwork
@@ -26,7 +26,7 @@ final class SyncFixture {
     init(annex: TestEnvironment.GitAnnex = TestEnvironment.gitAnnexVersions[0], stockA: Bool = false) throws {
         self.annex = annex
         net = try OnionNetwork()
-        daemonB = try Annexd(net: net)
+        daemonB = try Annexd(net: net, annex: annex)
         let root = daemonB.scratch.path, a = root + "/a", b = root + "/b"
         try sh("""
             git init -q -b main a && cd a && git annex init -q a
@@ -40,7 +40,7 @@ final class SyncFixture {
             stock = rd
             addressOfA = rd.address
         } else {
-            let d = try Annexd(net: net)
+            let d = try Annexd(net: net, annex: annex)
             daemonA = d
             try Self.serve(a, on: d, net: net)
             addressOfA = try #require(try d.json("invite --repo \(a) --name b")["address"]?.stringValue)
