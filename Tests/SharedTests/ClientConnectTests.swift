@@ -95,4 +95,41 @@ import TranscriptSupport
         #expect(shell.input.bufferedCount == 0)
         compareWire(shell.output, WireItem.items(of: t, .client), "connect-upload-pack client output")
     }
+
+    /// Client machine against server machine in memory: the server stops at its local CONNECT
+    /// (its shell relays the service's frames, as GitService does), the client relays both
+    /// ways, and the server's CONNECTDONE ends it.
+    @Test(arguments: [1, 4])
+    func againstTheServerMachine(version: Int) throws {
+        let link = PeerLink(clientMax: version, serverMax: 4, store: MemoryStore(files: []))
+        #expect(link.connect() == .outcome(.connected(serverUUID: Self.uuid, version: version)))
+        let (client, server) = (link.client, link.server)
+        client.request(.connect(service: "git-upload-pack"))
+        server.input.append(client.outbox)
+        client.outbox.removeAll()
+        server.pump()
+        #expect(server.stoppedAt == .connect(service: "git-upload-pack"))
+
+        // The service's advertisement, framed by the server's shell.
+        let advert = Array("003fecb0 refs/heads/master\n0000".utf8)
+        client.input.append(Array("DATA \(advert.count)\n".utf8) + advert)
+        client.pump()
+        #expect(client.relayed == advert)
+
+        // git's answer goes to the service as one frame.
+        let want = Array("0000".utf8)
+        client.relayFromService(want)
+        server.input.append(client.outbox)
+        client.outbox.removeAll()
+        #expect(try server.input.nextLine() == "DATA 4")
+        #expect(server.input.takeBytes(max: 4) { Array($0) } == want)
+
+        let done = server.machine.complete(.serviceFinished(exitCode: 0))
+        for case .send(let m) in done { client.input.append(Array((m.wireLine + "\n").utf8)) }
+        #expect(done.contains { if case .close = $0 { true } else { false } }, "the server ends the session after CONNECTDONE")
+        client.inputEnded = true
+        client.pump()
+        #expect(Array(client.results.suffix(2)) == [.outcome(.connectDone(exitCode: 0)), .connectionClosed])
+        #expect(client.problems.isEmpty && server.problems.isEmpty, "\(client.problems) \(server.problems)")
+    }
 }
