@@ -90,7 +90,9 @@ public enum GitConnectBridge {
             throw Failure(code: error.code, message: error.description)
         }
         defer { client.close() }
-        do { return try client.connectService(service, input: 0, output: 1) } catch {
+        do { return try client.connectService(service, input: 0, output: 1) } catch let stall as P2PClient.RelayStalled {
+            throw Failure(code: "stalled", message: "relaying \(service) with \(address.address): \(stall)")
+        } catch {
             throw Failure(code: "protocol_error", message: "relaying \(service) with \(address.address) failed: \(error)")
         }
     }
