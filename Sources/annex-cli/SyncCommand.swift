@@ -8,8 +8,8 @@ struct Sync: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sync the repository's branches with its tor-annex remotes (as git annex sync --no-content).",
         discussion: """
-        Fetches from each remote through annexd's tor, merges with git-annex (git annex merge),
-        and pushes synced/BRANCH and synced/git-annex. Without PEER, every tor-annex remote not
+        Pulls from each remote (git annex sync --no-push: git-annex fetches through annexd's tor
+        and merges), then pushes BRANCH, synced/BRANCH and synced/git-annex. Without PEER, every tor-annex remote not
         set annex-ignore or annex-sync=false. Exits 0 when every remote synced; otherwise 1,
         with why for each.
         """)

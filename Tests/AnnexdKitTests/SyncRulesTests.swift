@@ -23,7 +23,6 @@ import Testing
         #expect(plain.original == "main" && plain.synced == "synced/main")
         let adjusted = SyncRules.Branch(current: "adjusted/main(unlocked)")
         #expect(adjusted.original == "main" && adjusted.synced == "synced/main")
-        #expect(SyncRules.mergeCandidates(plain, remote: "peer") == ["refs/remotes/peer/main", "refs/remotes/peer/synced/main"])
         #expect(SyncRules.pushRefspecs(adjusted) == ["main", "main:synced/main", "+git-annex:synced/git-annex", "git-annex"])
         #expect(SyncRules.pushRefspecs(nil) == ["+git-annex:synced/git-annex", "git-annex"])
         #expect(SyncRules.requiredDestinations(plain) == ["refs/heads/synced/main", "refs/heads/synced/git-annex"])

@@ -62,6 +62,30 @@ import Testing
         #expect(json["peers"]?[0]?["name"]?.stringValue == "a" && json["merged"] != nil, "\(json)")
     }
 
+    /// Both sides committed: the merge is git-annex's, a merge commit, and a conflict on an
+    /// annexed file is resolved its way (both versions kept as FILE.variant-XXXX).
+    @Test(arguments: TestEnvironment.gitAnnexVersions)
+    func divergentBranchesAreMergedAsGitAnnexDoes(annex: TestEnvironment.GitAnnex) throws {
+        let f = try SyncFixture(annex: annex)
+        let daemonA = try #require(f.daemonA)
+        let onA = try sh("echo a > same && git annex add -q same && git commit -qm a-same && git rev-parse HEAD", in: f.a, annex: annex)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let onB = try sh("echo b > same && git annex add -q same && git commit -qm b-same && git rev-parse HEAD", in: f.b, annex: annex)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let response = try f.sync(f.b, on: f.daemonB)
+        let r = try #require(response["result"], "\(annex): \(response)")
+        #expect(r["merged"]?.boolValue == true && r["peers"]?[0]?["pushed"]?.boolValue == true, "\(annex): \(r)")
+        #expect(f.has(onA, of: f.b) && f.has(onB, of: f.b), "\(annex)")
+        let parents = try sh("git log -1 --format=%P", in: f.b).split(separator: " ")
+        #expect(parents.count == 2, "\(annex): a merge commit")
+        let files = try sh("git ls-files", in: f.b).split(separator: "\n").map(String.init)
+        #expect(files.filter { $0.hasPrefix("same.variant-") }.count == 2 && !files.contains("same"), "\(annex): \(files)")
+        // A's sync takes the merge as it is (B pushed it to synced/main).
+        _ = try #require(try f.sync(f.a, on: daemonA)["result"])
+        let headA = try sh("git rev-parse HEAD", in: f.a), headB = try sh("git rev-parse HEAD", in: f.b)
+        #expect(headA == headB, "\(annex): A fast-forwarded to B's merge")
+    }
+
     /// A peer that is down fails on its own (peer_unreachable); the sync itself succeeds. (The
     /// code comes from `annexd git-connect`'s stderr: git went through annexd, not
     /// git-remote-tor-annex.)

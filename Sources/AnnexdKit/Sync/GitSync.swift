@@ -2,19 +2,15 @@ import Foundation
 import Shared
 
 /// The commands of one sync of one repository (blocking: run on a thread of its own). git
-/// reaches tor-annex remotes through annexd (`GitOverTor`); merging is git-annex's own
-/// `git annex merge`. docs/ARCHITECTURE.md ("Sync") lists what runs, in order.
+/// reaches tor-annex remotes through annexd (`GitOverTor`); pulling and merging are git-annex's
+/// own (`git annex sync --no-push`). docs/ARCHITECTURE.md ("Sync") lists what runs, in order.
 struct GitSync {
     let repo: AnnexRepo
     let transport: GitOverTor
 
-    /// A peer's failure: a code (peer_unreachable, auth_failed, fetch_failed, push_failed, …)
+    /// A peer's failure: a code (peer_unreachable, auth_failed, pull_failed, push_failed, …)
     /// and a message for people.
     typealias PeerFailure = TransferFailure
-
-    struct MergeFailure: Error, CustomStringConvertible {
-        let description: String
-    }
 
     /// The branch checked out, nil when HEAD is detached or unborn (or the repository is bare).
     func currentBranch() -> SyncRules.Branch? {
@@ -24,20 +20,13 @@ struct GitSync {
         return SyncRules.Branch(current: name)
     }
 
-    /// How often a fetch or push that broke off mid-stream is tried. Stock git-annex's server
-    /// (P2P/IO.hs runRelayService) sends CONNECTDONE as soon as the git service exits, racing
-    /// the thread that relays the service's last output, which is then lost: git sees
-    /// "unexpected disconnect while reading sideband packet" now and then. Fetch and push are
-    /// idempotent, so they are tried again; a peer that cannot be reached is not.
+    /// How often a pull or push that failed other than by not reaching the peer is tried. Stock
+    /// git-annex's server (P2P/IO.hs runRelayService) sends CONNECTDONE as soon as the git
+    /// service exits, racing the thread that relays the service's last output, which is then
+    /// lost: git sees "unexpected disconnect while reading sideband packet" now and then. Pull
+    /// and push are idempotent, so they are tried again; a peer that cannot be reached is not.
     static let attempts = 3
-    static let retriedCodes: Set<String> = ["fetch_failed", "push_failed", "protocol_error"]
-
-    /// `git fetch REMOTE` through annexd's tor; true when its remote-tracking refs changed.
-    func fetch(_ remote: String) throws(PeerFailure) -> Bool {
-        let before = refs(under: "refs/remotes/\(remote)/")
-        _ = try overTor(["fetch", "--quiet", remote], doing: "fetching from \(remote)", code: "fetch_failed")
-        return refs(under: "refs/remotes/\(remote)/") != before
-    }
+    static let retriedCodes: Set<String> = ["pull_failed", "push_failed", "protocol_error"]
 
     /// Runs a git command that reaches a peer, trying again while it breaks off mid-stream.
     private func overTor(_ args: [String], doing what: String, code: String,
@@ -55,23 +44,19 @@ struct GitSync {
         }
     }
 
-    /// Merges as `git annex sync` does after fetching from `remotes`: `git annex merge` (the
-    /// git-annex branch, and synced/BRANCH that peers pushed here), then each remote's BRANCH
-    /// and synced/BRANCH that have commits the current branch lacks (`git annex merge REF…`),
-    /// then synced/BRANCH is moved to the result. True when the current branch or the
-    /// git-annex branch changed.
-    func merge(from remotes: [String], branch: SyncRules.Branch?) throws(MergeFailure) -> Bool {
-        let before = (resolve("HEAD"), resolve("refs/heads/" + SyncRules.annexBranch))
-        try annexMerge([])
-        if let branch {
-            try updateSyncedBranch(branch)
-            let candidates = remotes.flatMap { SyncRules.mergeCandidates(branch, remote: $0) }
-            let changed = candidates.filter { hasCommitsMissing(from: "HEAD", in: $0) }
-            if !changed.isEmpty { try annexMerge(changed) }
-            try updateSyncedBranch(branch)
-        }
-        return (resolve("HEAD"), resolve("refs/heads/" + SyncRules.annexBranch)) != before
+    /// Pulls from `remote` as `git annex sync --no-content --no-commit --no-push REMOTE` does
+    /// (git-annex runs git fetch, through annexd here, then merges: the local synced/BRANCH,
+    /// the remote's BRANCH and synced/BRANCH with its conflict resolution, the git-annex
+    /// branch, and moves synced/BRANCH); true when its remote-tracking refs changed.
+    func pull(_ remote: String) throws(PeerFailure) -> Bool {
+        let before = refs(under: "refs/remotes/\(remote)/")
+        _ = try overTor(["annex", "sync", "--no-content", "--no-commit", "--no-push", "--quiet", remote],
+                        doing: "pulling from \(remote)", code: "pull_failed")
+        return refs(under: "refs/remotes/\(remote)/") != before
     }
+
+    /// The current branch's and the git-annex branch's commits, to see whether pulling merged.
+    func heads() -> [String?] { [resolve("HEAD"), resolve("refs/heads/" + SyncRules.annexBranch)] }
 
     /// Pushes what git-annex's pushBranch pushes, when the remote lacks any of it; true when
     /// refs were pushed. A refused synced/ ref fails; a refused direct push is expected.
@@ -97,24 +82,6 @@ struct GitSync {
     }
 
     // MARK: git
-
-    private func annexMerge(_ refs: [String]) throws(MergeFailure) {
-        do {
-            let r = try git(["annex", "merge", "--quiet"] + refs)
-            guard r.status == 0 else {
-                throw MergeFailure(description: "git annex merge \(refs.joined(separator: " ")) failed in \(repo.path): \(Self.lastLines(r.stderr + r.stdout))")
-            }
-        } catch let e as MergeFailure { throw e } catch {
-            throw MergeFailure(description: "could not run git annex merge in \(repo.path): \(error)")
-        }
-    }
-
-    /// git-annex's updateBranch: `git branch -f synced/BRANCH BRANCH`.
-    private func updateSyncedBranch(_ branch: SyncRules.Branch) throws(MergeFailure) {
-        guard let r = try? git(["branch", "-f", branch.synced, branch.original]), r.status == 0 else {
-            throw MergeFailure(description: "could not update \(branch.synced) in \(repo.path)")
-        }
-    }
 
     private func hasCommitsMissing(from base: String, in ref: String) -> Bool {
         guard resolve(ref) != nil, let r = try? git(["rev-list", "-n1", "\(base)..\(ref)", "--"]), r.status == 0 else { return false }

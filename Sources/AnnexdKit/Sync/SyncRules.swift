@@ -51,12 +51,6 @@ enum SyncRules {
 
     static let annexBranch = "git-annex"
 
-    /// The refs of `remote` a pull merges into the current branch (git-annex's mergeRemote):
-    /// its BRANCH and its synced/BRANCH.
-    static func mergeCandidates(_ branch: Branch, remote: String) -> [String] {
-        ["refs/remotes/\(remote)/\(branch.original)", "refs/remotes/\(remote)/\(branch.synced)"]
-    }
-
     /// What a push sends (git-annex's pushBranch, in one `git push`): BRANCH directly (a
     /// non-bare peer refuses its checked-out branch, which is expected), BRANCH to
     /// synced/BRANCH, git-annex forced to synced/git-annex, and git-annex directly (refused

@@ -7,8 +7,8 @@ import Synchronization
 
 /// `sync.run`: git-level sync of a repository with its tor-annex remotes, as `git annex sync
 /// --no-content` does it, git reaching the remotes through annexd's tor (`GitOverTor`) and
-/// git-annex doing the merging (`GitSync`). Syncs of one repository run one after another.
-/// A peer that fails gets its own error; only what concerns the whole repository (merging)
+/// git-annex doing the pulling and merging (`GitSync`). Syncs of one repository run one after
+/// another. A peer that fails gets its own error; only a repository that cannot be opened
 /// fails the sync.
 public final class SyncService: Sendable {
     public enum SyncError: ServiceError {
@@ -72,8 +72,6 @@ public final class SyncService: Sendable {
             throw SyncError.unknownPeer(name: name, repo: repo.path)
         }
         guard !chosen.isEmpty else { throw SyncError.noPeers(repo: repo.path) }
-        let annex: AnnexRepo
-        do { annex = try AnnexRepo(path: repo.path) } catch { throw SyncError.failed(repo: repo.path, why: "\(error)") }
         let direction = p.direction ?? .both
         let transport = GitOverTor(annexd: executable, socks: await dialer.socks())
         let lock = locks.withLock { $0[repo.uuid, default: NSLock()] }
@@ -83,32 +81,29 @@ public final class SyncService: Sendable {
             lock.lock()
             defer { lock.unlock() }
             events.publish(SyncStarted(repo: eventRepo, peers: chosen.map(\.name)))
-            do {
-                let result = try Self.sync(GitSync(repo: annex, transport: transport), chosen, direction)
-                events.publish(SyncFinished(repo: eventRepo, merged: result.merged, peers: result.peers))
-                return result
-            } catch {
+            let annex: AnnexRepo
+            do { annex = try AnnexRepo(path: repo.path) } catch {
                 events.publish(SyncFailed(repo: eventRepo, reason: "\(error)"))
                 throw SyncError.failed(repo: repo.path, why: "\(error)")
             }
+            let result = Self.sync(GitSync(repo: annex, transport: transport), chosen, direction)
+            events.publish(SyncFinished(repo: eventRepo, merged: result.merged, peers: result.peers))
+            return result
         }
     }
 
-    /// Pull from each (fetch), merge once, push to each.
-    private static func sync(_ git: GitSync, _ remotes: [RemoteInfo], _ direction: SyncDirection) throws(GitSync.MergeFailure) -> SyncRun.Result {
+    /// Pull from each (git-annex fetches and merges), then push to each.
+    private static func sync(_ git: GitSync, _ remotes: [RemoteInfo], _ direction: SyncDirection) -> SyncRun.Result {
         var results = remotes.map { SyncPeerResult(uuid: $0.uuid, name: $0.name) }
-        let branch = git.currentBranch()
         var merged = false
         if direction.pulls {
-            var fetched: [String] = []
+            let before = git.heads()
             for i in results.indices {
-                do {
-                    results[i].pulled = try git.fetch(results[i].name)
-                    fetched.append(results[i].name)
-                } catch { results[i].error = error }
+                do { results[i].pulled = try git.pull(results[i].name) } catch { results[i].error = error }
             }
-            merged = try git.merge(from: fetched, branch: branch)
+            merged = git.heads() != before
         }
+        let branch = git.currentBranch()
         if direction.pushes {
             for i in results.indices where results[i].error == nil {
                 do { results[i].pushed = try git.push(results[i].name, branch: branch) } catch { results[i].error = error }

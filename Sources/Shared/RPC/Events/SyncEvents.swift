@@ -42,7 +42,7 @@ public struct SyncFinished: RepoEvent {
 
 public struct SyncFailed: RepoEvent {
     public static let type = "sync.failed"
-    public static let summary = "A sync could not be done as a whole (merging failed, the repository is unusable)"
+    public static let summary = "A sync could not be done at all (the repository cannot be opened)"
     public static let fields: [EventField<Self>] = [
         .init("reason", \.reason, "What went wrong and what to do"),
     ]

@@ -9,7 +9,7 @@ public enum SyncDirection: String, JSONStringEnum, Sendable {
 
 public enum SyncRun: RPCMethod {
     public static let method = "sync.run"
-    public static let summary = "Sync a repository's branches with its tor-annex remotes as `git annex sync --no-content` does: fetch from each, merge (git annex merge), push synced/BRANCH and synced/git-annex; a peer that fails gets its own error, the others go on"
+    public static let summary = "Sync a repository's branches with its tor-annex remotes as `git annex sync --no-content` does: pull from each (git-annex fetches through annexd and merges), then push BRANCH, synced/BRANCH and synced/git-annex; a peer that fails gets its own error, the others go on"
     public struct Params: RPCParams, Equatable {
         public var repo: String
         /// Remote names or UUIDs; absent: every tor-annex remote not set annex-ignore or annex-sync=false.
@@ -89,6 +89,6 @@ public struct SyncPeerResult: RPCResultConvertible, Equatable {
         .property("pulled", Bool.self, "Fetching from it changed its remote-tracking refs here"),
         .property("pushed", Bool.self, "Refs were pushed to it (false when it was current, or on error)"),
         .property("error", TransferFailure.self, required: false,
-                  "Why this peer failed (the others went on): peer_unreachable, auth_failed, protocol_error, fetch_failed, push_failed"),
+                  "Why this peer failed (the others went on): peer_unreachable, auth_failed, protocol_error, stalled, pull_failed (git annex sync's own words, e.g. a merge conflict it could not resolve), push_failed"),
     ])
 }
