@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Shared
 
@@ -29,10 +32,11 @@ struct GitSync {
     static let retriedCodes: Set<String> = ["pull_failed", "push_failed", "protocol_error"]
 
     /// Runs a git command that reaches a peer, trying again while it breaks off mid-stream.
-    private func overTor(_ args: [String], doing what: String, code: String,
+    private func overTor(_ args: [String], doing what: String, code: String, before: () -> Void = {},
                          succeeded: (Command.Output) -> Bool = { $0.status == 0 }) throws(PeerFailure) -> Command.Output {
         var attempt = 1
         while true {
+            before()
             let r: Command.Output
             do { r = try git(args, overTor: true) } catch {
                 throw PeerFailure(code: "io_error", message: "could not run git \(args[0]): \(error)")
@@ -48,10 +52,17 @@ struct GitSync {
     /// (git-annex runs git fetch, through annexd here, then merges: the local synced/BRANCH,
     /// the remote's BRANCH and synced/BRANCH with its conflict resolution, the git-annex
     /// branch, and moves synced/BRANCH); true when its remote-tracking refs changed.
+    /// git-annex's pull succeeds even when its fetch failed (it then merges nothing from the
+    /// remote), so the fetch is judged by git's FETCH_HEAD: removed before, written only by a
+    /// fetch that completed.
     func pull(_ remote: String) throws(PeerFailure) -> Bool {
         let before = refs(under: "refs/remotes/\(remote)/")
+        let fetchHead = repo.gitDir + "/FETCH_HEAD"
         _ = try overTor(["annex", "sync", "--no-content", "--no-commit", "--no-push", "--quiet", remote],
-                        doing: "pulling from \(remote)", code: "pull_failed")
+                        doing: "pulling from \(remote)", code: "pull_failed", before: { unlink(fetchHead) }) { r in
+            var st = stat()
+            return r.status == 0 && stat(fetchHead, &st) == 0 && st.st_size > 0
+        }
         return refs(under: "refs/remotes/\(remote)/") != before
     }
 
@@ -70,9 +81,9 @@ struct GitSync {
         // Refused direct pushes make git exit non-zero: a push is complete when git reported
         // on every synced/ ref.
         let r = try overTor(["push", "--porcelain", remote] + SyncRules.pushRefspecs(branch),
-                            doing: "pushing to \(remote)", code: "push_failed") { r in
+                            doing: "pushing to \(remote)", code: "push_failed", succeeded: { r in
             SyncRules.parsePorcelain(r.stdout).filter { required.contains($0.destination) }.count == required.count
-        }
+        })
         let refs = SyncRules.parsePorcelain(r.stdout)
         let results = refs.filter { required.contains($0.destination) }
         if let refused = results.first(where: \.rejected) {
