@@ -46,8 +46,9 @@ import Testing
     }
 
     @Test func gitGoesThroughAnnexd() {
-        let t = GitOverTor(annexd: "/opt/my tools/annexd%1", socks: (host: "127.0.0.1", port: 9150))
-        let env = t.environment(repo: "/r", base: ["PATH": "/bin", "GIT_CONFIG_COUNT": "5", "GIT_CONFIG_KEY_4": "x", "GIT_CONFIG_VALUE_4": "y"])
+        var t = GitOverTor(annexd: "/opt/my tools/annexd%1", socks: (host: "127.0.0.1", port: 9150))
+        t.baseEnvironment = ["PATH": "/bin", "GIT_CONFIG_COUNT": "5", "GIT_CONFIG_KEY_4": "x", "GIT_CONFIG_VALUE_4": "y"]
+        let env = t.environment(repo: "/r")
         #expect(env["PATH"] == "/bin" && env["GIT_CONFIG_KEY_4"] == nil && env["GIT_CONFIG_VALUE_4"] == nil)
         #expect(env["GIT_CONFIG_COUNT"] == "2")
         #expect(env["GIT_CONFIG_KEY_0"] == "protocol.ext.allow" && env["GIT_CONFIG_VALUE_0"] == "always")

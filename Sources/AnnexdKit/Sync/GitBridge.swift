@@ -15,6 +15,8 @@ public struct GitOverTor: Sendable {
     public let annexd: String
     /// tor's SOCKS port (or --socks), passed on in ANNEXD_SOCKS.
     public let socks: (host: String, port: Int)
+    /// The environment git commands start from (nil: this process's).
+    public var baseEnvironment: [String: String]?
 
     public static let socksVariable = "ANNEXD_SOCKS"
     public static let repoVariable = "ANNEXD_GIT_REPO"
@@ -31,8 +33,8 @@ public struct GitOverTor: Sendable {
     }
 
     /// The environment of a git command in `repo` whose tor-annex remotes go through annexd.
-    public func environment(repo: String, base: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
-        var env = base
+    public func environment(repo: String) -> [String: String] {
+        var env = baseEnvironment ?? ProcessInfo.processInfo.environment
         // Any GIT_CONFIG_KEY_n the daemon inherited is replaced, not extended.
         for key in env.keys where key.hasPrefix("GIT_CONFIG_KEY_") || key.hasPrefix("GIT_CONFIG_VALUE_") { env[key] = nil }
         env["GIT_CONFIG_COUNT"] = "2"
