@@ -11,7 +11,7 @@ struct AnnexCLI: ParsableCommand {
         commandName: "annex-cli",
         abstract: "Drive annexd: repositories, peers, transfers, events.",
         subcommands: [Status.self, RepoCommand.self, RemoteCommand.self, Invite.self, Pair.self, PeerCommand.self,
-                      Get.self, Copy.self, Drop.self, Transfers.self, TransferAction<TransferCancel>.self,
+                      Get.self, Copy.self, Drop.self, Sync.self, Transfers.self, TransferAction<TransferCancel>.self,
                       TransferAction<TransferPause>.self, TransferAction<TransferResume>.self, TransferAction<TransferRetry>.self,
                       Events.self, TorCommand.self, DaemonCommand.self])
 }

@@ -8,7 +8,7 @@ struct Annexd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annexd",
         abstract: "Serve git-annex repositories to each other over Tor onion services.",
-        subcommands: [Serve.self, P2PStdio.self, OpenRPC.self],
+        subcommands: [Serve.self, P2PStdio.self, GitConnect.self, OpenRPC.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -15,15 +15,17 @@ import Testing
     final class Annexd {
         let scratch = Scratch("annexd-d")
         private(set) var process: DaemonProcess
-        private let wrapper: [String], extra: [String]
+        private let wrapper: [String], extra: [String], env: [String: String]
         var socket: String { process.socketPath }
         var stateDir: String { process.stateDir }
 
         /// `net`: run inside the onion network's namespace, so its SOCKS stand-in is annexd's tor.
-        init(extra: [String] = [], net: OnionNetwork? = nil) throws {
+        /// `annex`: the git-annex the daemon runs (first in its PATH).
+        init(extra: [String] = [], net: OnionNetwork? = nil, annex: TestEnvironment.GitAnnex? = nil) throws {
             wrapper = net?.namespace?.argv([]) ?? []
             self.extra = extra
-            process = try DaemonProcess(wrapper: wrapper, extraArguments: extra, timeout: 15)
+            env = annex.map { ["PATH": $0.binDir + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")] } ?? [:]
+            process = try DaemonProcess(wrapper: wrapper, extraArguments: extra, env: env, timeout: 15)
         }
 
         /// Kills the daemon with SIGKILL (no goodbye); `start()` brings it back.
@@ -36,7 +38,7 @@ import Testing
         func start() throws {
             let old = process
             let new = try DaemonProcess(stateDir: old.stateDir, socketPath: old.socketPath, wrapper: wrapper,
-                                        extraArguments: extra, timeout: 15)
+                                        extraArguments: extra, env: env, timeout: 15)
             old.keepsDirectory = true
             new.alsoRemove = [old.dir] + old.alsoRemove
             old.alsoRemove = []

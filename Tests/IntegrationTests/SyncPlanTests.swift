@@ -72,6 +72,38 @@ import Testing
         #expect((plan["unavailable"]?[0]?["reason"]?.stringValue ?? "").hasSuffix("none of the peers synced with has a copy"))
     }
 
+    /// sync.run with content does exactly what sync.plan listed: the gets and puts are queued and
+    /// done, and mine.txt is dropped here once its put made that safe (numcopies 1).
+    @Test func syncRunWithContentDoesWhatThePlanSaid() throws {
+        let f = try Self.fixture()
+        let plan = try Self.plan(f)
+        let planned = Self.summary(plan["actions"])
+        let r = try f.daemon.process.call("sync.run", ["repo": .string(f.client), "content": true])
+        let content = try #require(r["content"], "\(r)")
+        #expect(content["gets"]?.intValue == 2 && content["puts"]?.intValue == 2, "\(r)")
+        #expect(content["drops"]?.intValue == 1 && content["refused"]?.arrayValue?.isEmpty == true, "\(r)")
+        var done: [String] = []
+        for id in content["transfers"]?.arrayValue ?? [] {
+            let t = try f.wait(id.stringValue!)
+            #expect(t["state"]?.stringValue == "done", "\(t)")
+            done.append("\(t["direction"]!.stringValue!) \(t["file"]?.stringValue ?? "?") \(t["peer"]?["name"]?.stringValue ?? "?")")
+        }
+        #expect(done.sorted() == planned.filter { !$0.hasPrefix("drop") }.sorted(), "\(done) vs \(planned)")
+        for file in ["a.jpg", "b.jpg", "mine.jpg"] {
+            #expect(try f.whereis(f.key(file, in: f.client), in: f.client).contains(f.clientUUID), "\(file) here")
+        }
+        for file in ["mine.jpg", "mine.txt"] {
+            #expect(try f.whereis(f.key(file, in: f.client), in: f.server).contains(f.serverUUID), "\(file) on the peer")
+        }
+        #expect(try !f.whereis(f.key("mine.txt", in: f.client), in: f.client).contains(f.clientUUID), "mine.txt dropped here")
+        #expect(try !f.whereis(f.key("c.txt", in: f.client), in: f.client).contains(f.clientUUID), "c.txt not wanted here: not fetched")
+        // Nothing left to do.
+        let after = try Self.plan(f)
+        #expect(Self.summary(after["actions"]).isEmpty, "\(after)")
+        // annex-cli shows the plan, and sync --content says what it did.
+        #expect(try f.daemon.cli("sync --plan --repo \(f.client)").contains("nothing to get, put or drop"))
+    }
+
     @Test func refusalsAreClear() throws {
         let f = try Self.fixture()
         for (params, reason) in [

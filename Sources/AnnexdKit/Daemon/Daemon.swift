@@ -29,6 +29,8 @@ public final class Daemon: Sendable {
     public let transfers: TransferService
     /// content.drop: drops with git-annex's numcopies/mincopies safety.
     public let drops: DropService
+    /// sync.run: git-level sync with tor-annex remotes.
+    public let sync: SyncService
     /// sync.plan, and the content part of a sync: what to get, put and drop, and doing it.
     public let contentSync: ContentSyncService
     private let started = Date()
@@ -62,6 +64,8 @@ public final class Daemon: Sendable {
         transfers = TransferService(repos: repos, linking: linking, dialer: dialer, events: events, stateDir: config.stateDir, logger: logger)
         drops = DropService(repos: repos, linking: linking, dialer: dialer)
         contentSync = ContentSyncService(repos: repos, linking: linking, transfers: transfers, drops: drops)
+        sync = SyncService(repos: repos, linking: linking, dialer: dialer, events: events, executable: config.executable,
+                           content: contentSync)
     }
 
     /// Asks the process to shut down (`daemon.shutdown`); set by whoever runs the lifecycle.

@@ -20,12 +20,19 @@ extension Daemon {
         public var torHelper = TorHelperRunner()
         /// Mailbox, transit relay and SOCKS for pairing (PairingService).
         public var wormhole = Wormhole.Configuration(appID: Wormhole.gitAnnexAppID)
+        /// The annexd executable, which git runs to reach peers when syncing (`annexd git-connect`).
+        public var executable = Config.runningExecutable()
         public init(stateDir: String, socketPath: String, tor: String = "none", socksHost: String = "127.0.0.1", socksPort: Int = 9050) {
             self.stateDir = stateDir
             self.socketPath = socketPath
             self.tor = tor
             self.socksHost = socksHost
             self.socksPort = socksPort
+        }
+
+        /// This process's executable (/proc/self/exe), else its argv[0].
+        public static func runningExecutable() -> String {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         }
 
         public static func defaultSocketPath() -> String {

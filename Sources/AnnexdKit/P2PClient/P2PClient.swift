@@ -187,6 +187,9 @@ public final class P2PClient: @unchecked Sendable {
                     queue.append(contentsOf: machine.complete(.verified(verify(key, valid: valid))))
                 case .sendData(let key, let offset):
                     queue.append(contentsOf: machine.complete(.dataSent(valid: try send(key, offset: offset))))
+                case .relayToService:
+                    // Only a CONNECT relays, and connectService drives that itself.
+                    throw ClientError.unexpected("DATA", expecting: "no git relay outside CONNECT")
                 }
             }
             guard let line = try conn.readLine() else {

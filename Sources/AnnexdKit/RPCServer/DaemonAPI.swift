@@ -55,6 +55,7 @@ enum DaemonAPI {
         d.on(ContentDrop.self) { p, _ in
             ContentDrop.Result(results: try await daemon.drops.drop(try repos.lookup(p.repo), paths: p.paths ?? [], keys: p.keys ?? [], from: p.from))
         }
+        d.on(SyncRun.self) { p, _ in try await daemon.sync.run(p) }
         d.on(SyncPlanMethod.self) { p, _ in try await daemon.contentSync.plan(p) }
         registerTransfers(&d, daemon.transfers)
         return d

@@ -20,7 +20,7 @@ public final class ContentSyncService: Sendable {
 
     public func plan(_ p: SyncPlanMethod.Params) async throws -> SyncPlan {
         let repo = try repos.lookup(p.repo)
-        return try await plan(repo, peers: try SyncPeers.choose(linking.remotes(of: repo), asked: p.peers, repoPath: repo.path))
+        return try await plan(repo, peers: try SyncService.peers(of: repo, named: p.peers, linking: linking))
     }
 
     func plan(_ repo: Registry.Repo, peers: [TransferPeer]) async throws -> SyncPlan {
@@ -28,17 +28,24 @@ public final class ContentSyncService: Sendable {
         return try await Blocking.run { try ContentPlanner.plan(annex, peers: peers) }
     }
 
-    /// What carrying out a plan did: transfers queued (or already queued), drops done.
-    public struct Outcome: Equatable, Sendable {
-        public var gets = 0, puts = 0, drops = 0
-        /// Drops refused (not enough copies, a peer unreachable), with their reasons.
-        public var refused: [DropResult] = []
+    /// The content part of a sync with `peers`: the plan, only what `direction` moves (pull:
+    /// gets and drops here; push: puts and drops from peers), carried out.
+    func sync(_ repo: Registry.Repo, peers: [TransferPeer], direction: SyncDirection) async throws -> SyncContentResult {
+        var p = try await plan(repo, peers: peers)
+        p.actions = p.actions.filter { a in
+            switch a.action {
+            case .get: direction.pulls
+            case .put: direction.pushes
+            case .drop: a.peer == nil ? direction.pulls : direction.pushes
+            }
+        }
+        return try await perform(p, in: repo)
     }
 
     /// Queues the plan's gets and puts, waits (up to `settleTimeout`) for the transfers of keys
     /// that are also to be dropped, then drops those.
-    func perform(_ plan: SyncPlan, in repo: Registry.Repo, settleTimeout: TimeInterval = 600) async throws -> Outcome {
-        var outcome = Outcome()
+    func perform(_ plan: SyncPlan, in repo: Registry.Repo, settleTimeout: TimeInterval = 600) async throws -> SyncContentResult {
+        var outcome = SyncContentResult(transfers: [], gets: 0, puts: 0, drops: 0, refused: [])
         var started: [TransferInfo] = []
         let gets = plan.actions.filter { $0.action == .get }
         if !gets.isEmpty {
@@ -54,6 +61,7 @@ public final class ContentSyncService: Sendable {
             started += r.transfers
             outcome.puts += r.transfers.count
         }
+        outcome.transfers = started.map(\.id)
         let toDrop = plan.actions.filter { $0.action == .drop }
         guard !toDrop.isEmpty else { return outcome }
         let dropKeys = Set(toDrop.map(\.key))

@@ -69,7 +69,7 @@ public struct PeerDialer: Sendable {
     }
 
     /// The token this repository presents to `onion` (what `git annex p2p --link` stored).
-    private static func token(_ annex: AnnexRepo, onion: String) -> AuthToken? {
+    static func token(_ annex: AnnexRepo, onion: String) -> AuthToken? {
         for name in CredsStore.remoteTokenFileNames(onion: onion) {
             let path = CredsStore.directory(annex) + "/" + name
             if let text = try? String(contentsOfFile: path, encoding: .utf8),

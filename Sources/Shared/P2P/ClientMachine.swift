@@ -11,6 +11,9 @@ public struct P2PClientMachine: Sendable {
         /// `file` is the AssociatedFile field as on the wire ("" for none).
         case get(AnnexKey, offset: Int64, file: String)
         case put(AnnexKey, file: String)
+        /// CONNECT git-upload-pack / git-receive-pack: the git protocol then travels in DATA
+        /// frames both ways (`relayToService`, `relayFromService`) until the server's CONNECTDONE.
+        case connect(service: String)
     }
 
     public enum Outcome: Equatable, Sendable {
@@ -20,6 +23,8 @@ public struct P2PClientMachine: Sendable {
         case timestamp(Int64)
         case alreadyHave
         case unlocked
+        /// The server's git service exited with this code (CONNECTDONE); the server then closes.
+        case connectDone(exitCode: Int)
     }
 
     public enum ClientError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -49,6 +54,8 @@ public struct P2PClientMachine: Sendable {
         case verify(AnnexKey, valid: Bool?)
         /// Send `DATA n` and the content from `offset`; answer `dataSent` (false: it changed while sent).
         case sendData(AnnexKey, offset: Int64)
+        /// CONNECT: read `length` bytes of DATA payload and pass them to the local git.
+        case relayToService(length: Int64)
         case finished(Outcome)
         case failed(ClientError)
     }
@@ -70,8 +77,17 @@ public struct P2PClientMachine: Sendable {
         case sendingData
         case awaitingPutResult
         case locked
+        /// CONNECT in progress: DATA frames both ways until CONNECTDONE.
+        case relaying
+        /// After CONNECTDONE: the server closes; a repeated CONNECTDONE (10.20230126 sends two) is ignored.
+        case connectDone
         case closed
     }
+
+    /// The largest DATA frame accepted while relaying git's protocol. git-annex and annexd send
+    /// what one read of the service's output gave (64 KiB); a bigger frame is refused rather
+    /// than trusted.
+    public static let maxRelayFrame: Int64 = 8 << 20
 
     public let maxVersion: Int
     private(set) var state: State = .awaitingAuthResult
@@ -105,7 +121,18 @@ public struct P2PClientMachine: Sendable {
         case .getTimestamp: return [.send(.getTimestamp)]
         case .get(let k, let o, let f): return [.send(.get(offset: o, file: f, key: k))]
         case .put(let k, let f): return [.send(.put(file: f, key: k))]
+        case .connect(let service):
+            state = .relaying
+            return [.send(.connect(service: service))]
         }
+    }
+
+    /// CONNECT: `count` bytes the local git wrote, to go to the server as one DATA frame (the
+    /// shell writes the bytes after it). Nothing once the service is done.
+    public func relayFromService(count: Int) -> [Action] {
+        guard state == .relaying, count > 0 else { return [] }
+        precondition(Int64(count) <= Self.maxRelayFrame, "a relayed frame of \(count) bytes")
+        return [.send(.data(length: Int64(count)))]
     }
 
     public mutating func receive(_ m: P2PMessage) -> [Action] {
@@ -125,6 +152,20 @@ public struct P2PClientMachine: Sendable {
             version = 0
             state = .ready
             return [.finished(.connected(serverUUID: uuid, version: 0))]
+
+        case (.relaying, .data(let n)):
+            guard n <= Self.maxRelayFrame else {
+                return fail(.unexpected(m.wireLine, expecting: "DATA of at most \(Self.maxRelayFrame) bytes"))
+            }
+            return [.relayToService(length: n)]
+        case (.relaying, .connectDone(let code)):
+            state = .connectDone
+            return [.finished(.connectDone(exitCode: code))]
+        case (.connectDone, .connectDone):
+            return []
+        case (.relaying, .error(let text)):
+            state = .closed
+            return [.failed(.remoteError(text))]
 
         case (.awaiting(let r), .error(let text)):
             state = .ready
@@ -214,6 +255,7 @@ public struct P2PClientMachine: Sendable {
         case .awaiting(.get): return "DATA"
         case .awaiting(.getTimestamp): return "TIMESTAMP"
         case .awaitingValidity: return "VALID or INVALID"
+        case .relaying: return "DATA or CONNECTDONE"
         case .awaiting, .awaitingPutResult: return "SUCCESS or FAILURE"
         default: return "nothing"
         }

@@ -211,6 +211,8 @@ final class ClientShell {
     var shortSend: Int?
     /// Say INVALID after the next DATA (the file changed while it was sent).
     var sendInvalid = false
+    /// CONNECT: what the server's git service sent, as the local git would read it.
+    var relayed: [UInt8] = []
     private(set) var closed = false
 
     init(maxVersion: Int, objects files: [String] = []) {
@@ -221,6 +223,16 @@ final class ClientShell {
     func start() { perform(machine.start(clientUUID: nil, token: nil)) }
 
     func request(_ r: P2PClientMachine.Request) { perform(machine.request(r)) }
+
+    /// CONNECT: the local git wrote `bytes`; they go to the server in one DATA frame.
+    func relayFromService(_ bytes: [UInt8]) {
+        let actions = machine.relayFromService(count: bytes.count)
+        perform(actions)
+        if !actions.isEmpty {
+            output.append(.payload(announced: Int64(bytes.count), bytes))
+            outbox += bytes
+        }
+    }
 
     /// Reads server lines while the machine waits for one.
     func pump() {
@@ -284,6 +296,10 @@ final class ClientShell {
                     if outputCountAtBreak == nil { outputCountAtBreak = output.count }
                 }
                 queue.append(contentsOf: machine.complete(.dataReceived(complete: complete)))
+            case .relayToService(let length):
+                let n = Int(min(length, Int64(input.bufferedCount)))
+                input.takeBytes(max: n) { self.relayed += $0 }
+                if n < Int(length) { problems.append("DATA \(length) payload of the service not all available (harness)") }
             case .verify(let key, let valid):
                 let got = partials.removeValue(forKey: key) ?? []
                 let ok = valid != false && Content.verify(key, got)

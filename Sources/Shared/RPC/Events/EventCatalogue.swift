@@ -37,6 +37,7 @@ public enum EventCatalogue {
         ContentReceived.descriptor, ContentSent.descriptor, ContentRemoved.descriptor,
         TransferQueued.descriptor, TransferStarted.descriptor, TransferProgress.descriptor, TransferPaused.descriptor,
         TransferResumed.descriptor, TransferFinished.descriptor, TransferFailed.descriptor, TransferCanceled.descriptor,
+        SyncStarted.descriptor, SyncFinished.descriptor, SyncFailed.descriptor,
         PairCode.descriptor, PairProgress.descriptor, PairSucceeded.descriptor, PairFailed.descriptor,
         TorConnected.descriptor, TorDisconnected.descriptor, TorBootstrap.descriptor,
         TorControlSocketEnabled.descriptor, TorHiddenServiceEnabled.descriptor,

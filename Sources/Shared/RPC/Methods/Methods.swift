@@ -228,6 +228,7 @@ public enum AnnexdAPI {
         TransferPause.self, TransferResume.self, TransferCancel.self, TransferRetry.self,
         SettingsGet.self, SettingsSet.self,
         ContentDrop.self,
+        SyncRun.self,
         SyncPlanMethod.self,
     ]
 
