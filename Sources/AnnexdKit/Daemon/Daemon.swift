@@ -29,6 +29,8 @@ public final class Daemon: Sendable {
     public let transfers: TransferService
     /// content.drop: drops with git-annex's numcopies/mincopies safety.
     public let drops: DropService
+    /// Keeps a NOTIFYCHANGE connection to each tor-annex remote of repositories with watching on.
+    public let watch: RemoteWatchService
     private let started = Date()
     private let shutdownRequest = Mutex<@Sendable () -> Void>({})
 
@@ -59,6 +61,10 @@ public final class Daemon: Sendable {
         torEnable = TorEnableService(repos: repos, creds: creds, events: events, runner: config.torHelper)
         transfers = TransferService(repos: repos, linking: linking, dialer: dialer, events: events, stateDir: config.stateDir, logger: logger)
         drops = DropService(repos: repos, linking: linking, dialer: dialer)
+        watch = RemoteWatchService(repos: repos, linking: linking, dialer: dialer, events: events,
+                                   stateDir: config.stateDir, timing: config.watchTiming, logger: logger)
+        // Until sync.run is wired here, a settled change is only logged.
+        watch.onChange = { repo, peer in logger.info("\(repo.path): \(peer.name) changed") }
     }
 
     /// Asks the process to shut down (`daemon.shutdown`); set by whoever runs the lifecycle.

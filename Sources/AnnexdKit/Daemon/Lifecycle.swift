@@ -14,6 +14,7 @@ extension Daemon {
             RepositoriesLifecycle(repos: repos, ready: listening),
             TorLifecycle(tor: tor, repos: repos, after: listening, ready: torStarted),
             TransfersLifecycle(transfers: transfers, after: torStarted),
+            WatchLifecycle(watch: watch, after: torStarted),
             RPCLifecycle(daemon: self, after: torStarted, onReady: onReady, onStopping: onStopping),
         ]
     }
@@ -31,6 +32,20 @@ struct TransfersLifecycle: Service {
         try? await gracefulShutdown()
         scheduler.cancel()
         await scheduler.value
+    }
+}
+
+/// Watches remotes (after tor, so they can be reached); at shutdown every watcher stops.
+struct WatchLifecycle: Service {
+    let watch: RemoteWatchService
+    let after: OneShot<Void>
+
+    func run() async throws {
+        try await after.value()
+        let watching = Task { await watch.run() }
+        try? await gracefulShutdown()
+        watching.cancel()
+        await watching.value
     }
 }
 

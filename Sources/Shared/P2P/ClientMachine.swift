@@ -11,6 +11,9 @@ public struct P2PClientMachine: Sendable {
         /// `file` is the AssociatedFile field as on the wire ("" for none).
         case get(AnnexKey, offset: Int64, file: String)
         case put(AnnexKey, file: String)
+        /// NOTIFYCHANGE: the first on a connection is answered at once (the server's current
+        /// refs); each later one when the server's refs next change.
+        case notifyChange
     }
 
     public enum Outcome: Equatable, Sendable {
@@ -20,6 +23,9 @@ public struct P2PClientMachine: Sendable {
         case timestamp(Int64)
         case alreadyHave
         case unlocked
+        /// CHANGED: what changed, as the server names it (refs by annexd, commit SHAs by
+        /// stock git-annex; possibly empty).
+        case changed([String])
     }
 
     public enum ClientError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -105,6 +111,7 @@ public struct P2PClientMachine: Sendable {
         case .getTimestamp: return [.send(.getTimestamp)]
         case .get(let k, let o, let f): return [.send(.get(offset: o, file: f, key: k))]
         case .put(let k, let f): return [.send(.put(file: f, key: k))]
+        case .notifyChange: return [.send(.notifyChange)]
         }
     }
 
@@ -151,6 +158,9 @@ public struct P2PClientMachine: Sendable {
         case (.awaiting(.getTimestamp), .timestamp(let t)):
             state = .ready
             return [.finished(.timestamp(t))]
+        case (.awaiting(.notifyChange), .changed(let refs)):
+            state = .ready
+            return [.finished(.changed(refs))]
 
         case (.awaiting(.get(let k, let offset, _)), .data(let n)):
             state = .receivingData(k)
@@ -213,6 +223,7 @@ public struct P2PClientMachine: Sendable {
         case .awaiting(.put): return "PUT-FROM or ALREADY-HAVE"
         case .awaiting(.get): return "DATA"
         case .awaiting(.getTimestamp): return "TIMESTAMP"
+        case .awaiting(.notifyChange): return "CHANGED"
         case .awaitingValidity: return "VALID or INVALID"
         case .awaiting, .awaitingPutResult: return "SUCCESS or FAILURE"
         default: return "nothing"
