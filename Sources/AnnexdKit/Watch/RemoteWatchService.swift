@@ -74,7 +74,7 @@ public final class RemoteWatchService: Sendable {
         }
         while !Task.isCancelled {
             _ = try? await Blocking.run { [self] in reconcile() }
-            await wake.wait(timeout: timing.rescan)
+            await withTaskCancellationHandler { await wake.wait(timeout: timing.rescan) } onCancel: { wake.signal() }
         }
         if let subscription { events.unsubscribe(subscription) }
         _ = try? await Blocking.run { [self] in stopAll() }
