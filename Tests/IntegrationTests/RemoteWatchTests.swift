@@ -161,3 +161,46 @@ import Testing
         #expect(reset["sync_content"] == false && reset["set"] == [], "\(reset)")
     }
 }
+
+extension RemoteWatchTests {
+    /// The daemon's open descriptors and threads.
+    static func resources(_ d: Annexd) throws -> (fds: Int, threads: Int) {
+        let pid = d.process.pid
+        return (try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count,
+                try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count)
+    }
+
+    /// Turning watching on and off again, and removing a watched repository, leave no thread
+    /// or descriptor behind.
+    @Test func watchingOffAndRepoRemovalLeaveNothingBehind() throws {
+        let f = try TransferFixture(files: ["a": 10])
+        usleep(500_000)
+        let baseline = try Self.resources(f.daemon)
+        for _ in 0..<3 {
+            let since = try Self.latest(f.daemon)
+            _ = try f.daemon.json("repo set --repo \(f.client) --watch on")
+            #expect(try Self.waitFor(f.daemon, "remote.connected", since: since, timeout: 15) != nil)
+            let watching = try Self.resources(f.daemon)
+            #expect(watching.fds > baseline.fds && watching.threads >= baseline.threads + 2, "\(baseline) → \(watching)")
+            _ = try f.daemon.json("repo set --repo \(f.client) --watch off")
+            #expect(try Self.waitFor(f.daemon, "remote.disconnected", since: since, timeout: 10) { $0["reason"] == "stopped" } != nil)
+        }
+        usleep(1_000_000)
+        let after = try Self.resources(f.daemon)
+        #expect(after.fds <= baseline.fds && after.threads <= baseline.threads + 1, "\(baseline) → \(after)")
+
+        // A watched repository removed from annexd: its watcher stops too.
+        let since = try Self.latest(f.daemon)
+        _ = try f.daemon.json("repo set --repo \(f.client) --watch on")
+        #expect(try Self.waitFor(f.daemon, "remote.connected", since: since, timeout: 15) != nil)
+        _ = try f.daemon.json("repo remove --repo \(f.client)")
+        #expect(try Self.waitFor(f.daemon, "remote.disconnected", since: since, timeout: 10) { $0["reason"] == "stopped" } != nil)
+        usleep(1_000_000)
+        let removed = try Self.resources(f.daemon)
+        #expect(removed.fds <= baseline.fds && removed.threads <= baseline.threads + 1, "\(baseline) → \(removed)")
+        // Its settings went with it: added again, it is not watched.
+        _ = try f.daemon.json("repo add \(f.client)")
+        let info = try f.daemon.process.call("repo.info", ["repo": .string(f.client)])
+        #expect(info["settings"]?["watch"] == false && info["settings"]?["set"] == [], "\(info)")
+    }
+}
