@@ -16,9 +16,7 @@ enum DaemonAPI {
 
         d.on(RepoAdd.self) { p, _ in try await repos.add(path: p.path) }
         let watch = daemon.watch
-        d.on(RepoList.self) { _, _ in
-            RepoList.Result(repos: try await Blocking.run { try repos.registry.all.map { try withSettings(repos.info($0), $0, watch) } })
-        }
+        d.on(RepoList.self) { _, _ in RepoList.Result(repos: try repos.list()) }
         d.on(RepoInfoMethod.self) { p, _ in
             let repo = try repos.lookup(p.repo)
             return try await Blocking.run { try withSettings(repos.info(repo), repo, watch) }

@@ -139,12 +139,12 @@ public final class RemoteWatchService: Sendable {
         }
     }
 
+    /// The remotes of `repo` to watch (one git run when watching is off).
     private func targets(_ repo: Registry.Repo) -> [Target] {
-        let s = settings(of: repo)
-        guard s.watch else { return [] }
-        let remotes = linking.remotes(of: repo)
-        return s.remotes.filter(\.watched).compactMap { w in
-            remotes.first { $0.name == w.name }.map { Target(repo: repo.uuid, remote: $0.name, address: $0.address, uuid: $0.uuid) }
+        let git = Self.gitConfig(repo.path)
+        guard RepoSettingsStore.effective(settings.overrides(repo.uuid), git: git).watch else { return [] }
+        return linking.remotes(of: repo).filter { git.skipReason(remote: $0.name) == nil }.map {
+            Target(repo: repo.uuid, remote: $0.name, address: $0.address, uuid: $0.uuid)
         }
     }
 

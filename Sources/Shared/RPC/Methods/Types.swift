@@ -14,7 +14,7 @@ public struct RepoInfo: RPCResultConvertible, Equatable {
     /// The unix socket annexd's P2P listener serves, which the onion port maps to.
     public var socket: String
     public var peers: Int
-    /// Its settings (repo.set), in repo.info and repo.list.
+    /// Its settings (repo.set), in repo.info.
     public var settings: RepoSettings?
 
     public init(uuid: String, path: String, bare: Bool, onion: String, port: Int, socket: String, peers: Int,
@@ -58,7 +58,7 @@ public struct RepoInfo: RPCResultConvertible, Equatable {
         .property("address", String.self, "tor-annex::ONION:PORT"),
         .property("socket", String.self, "Unix socket of the P2P listener"),
         .property("peers", Int.self, "Number of peers invited or linked"),
-        .property("settings", RepoSettings.self, required: false, "Its settings (repo.set): in repo.info and repo.list"),
+        .property("settings", RepoSettings.self, required: false, "Its settings (repo.set): in repo.info (reading them runs git, so repo.list leaves them out)"),
     ])
 }
 
