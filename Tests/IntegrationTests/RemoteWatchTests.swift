@@ -73,7 +73,9 @@ import Testing
         try sh("echo hi > note && git add note && git commit -qm note", in: f.server, annex: f.annex)
         let changed = try #require(try Self.waitFor(f.daemon, "remote.changed", since: since, timeout: 5), "no remote.changed within 5 s")
         #expect(Date().timeIntervalSince(committed) < 5)
-        #expect(changed["peer"]?["name"]?.stringValue == "peer" && (changed["refs"]?.arrayValue?.isEmpty == false), "\(changed)")
+        let note = try sh("git rev-parse HEAD", in: f.server).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(changed["peer"]?["name"]?.stringValue == "peer" && changed["refs"]?.arrayValue?.contains(.string(note)) == true,
+                "\(changed)")
         // And a commit on A reaches B's.
         let servingSince = try Self.latest(serving)
         try sh("echo hi > back && git add back && git commit -qm back", in: f.client, annex: f.annex)
@@ -88,12 +90,26 @@ import Testing
         let retry = try #require(gone["next_retry"]?.doubleValue, "\(gone)")
         #expect(retry > Date().timeIntervalSince1970 - 5 && retry < Date().timeIntervalSince1970 + 70, "\(gone)")
 
-        // B comes back: A reconnects within the backoff (a few doublings of 1 s while B was away).
+        // B comes back: A reconnects within the backoff (a few doublings of 1 s while B was away),
+        // and a commit made on B while it was away is news on A.
+        try sh("echo away > away && git add away && git commit -qm away", in: f.server, annex: f.annex)
+        let away = try sh("git rev-parse HEAD", in: f.server).trimmingCharacters(in: .whitespacesAndNewlines)
         usleep(2_000_000)
         since = try Self.latest(f.daemon)
         try serving.start()
         let back = try Self.waitFor(f.daemon, "remote.connected", since: since, timeout: 20)
         #expect(back?["peer"]?["name"]?.stringValue == "peer", "no remote.connected after B returned")
+        let news = try Self.waitFor(f.daemon, "remote.changed", since: since, timeout: 5)
+        #expect(news?["refs"]?.arrayValue?.contains(.string(away)) == true, "\(String(describing: news))")
+
+        // B restarts again with nothing new: a reconnect, and no remote.changed (annexd names SHAs).
+        since = try Self.latest(f.daemon)
+        serving.kill9()
+        _ = try Self.waitFor(f.daemon, "remote.disconnected", since: since, timeout: 10)
+        try serving.start()
+        #expect(try Self.waitFor(f.daemon, "remote.connected", since: since, timeout: 20) != nil)
+        usleep(1_000_000)
+        #expect(try Self.events(f.daemon, "remote.changed", since: since).isEmpty, "a reconnect with nothing new triggered")
 
         // Watching off: the watcher stops and says so; nothing is retried.
         since = try Self.latest(f.daemon)

@@ -1,10 +1,10 @@
 /// What a watched remote reported, remembered across connections: a new connection's first
 /// CHANGED lists all the remote has, which is news only if it holds something not seen before.
 ///
-/// git-annex names commit SHAs in CHANGED, so "not seen before" is exact: a remote that
-/// reconnects with nothing new triggers nothing. annexd's own server names refs, whose
-/// values the answer does not carry: a reconnect is then always news (a change made while
-/// the remote was away must not be missed).
+/// git-annex and annexd name commit SHAs in CHANGED, so "not seen before" is exact: a remote
+/// that reconnects with nothing new triggers nothing. A server that names refs (the protocol's
+/// spec; annexd before it named SHAs) does not say what they point at: a reconnect to it is
+/// always news (a change made while the remote was away must not be missed).
 struct ChangeMemory: Sendable, Equatable {
     /// What the remote reported since its last first answer.
     private(set) var seen: Set<String>?

@@ -23,8 +23,8 @@ public struct P2PClientMachine: Sendable {
         case timestamp(Int64)
         case alreadyHave
         case unlocked
-        /// CHANGED: what changed, as the server names it (refs by annexd, commit SHAs by
-        /// stock git-annex; possibly empty).
+        /// CHANGED: what changed, as the server names it (commit SHAs by annexd and git-annex,
+        /// ref names by the protocol's spec and older annexd; possibly empty).
         case changed([String])
     }
 

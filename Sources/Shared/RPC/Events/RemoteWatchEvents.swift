@@ -52,7 +52,7 @@ public struct RemoteChanged: RepoEvent {
     public static let summary = "A watched remote reported something new (CHANGED); a debounced sync follows"
     public static let fields: [EventField<Self>] = [
         .init("peer", \.peer, "The remote"),
-        .init("refs", \.refs, "What changed, as the remote named it: refs (annexd) or commit SHAs (git-annex)"),
+        .init("refs", \.refs, "What changed, as the remote named it: the commit SHAs its changed refs point at (annexd and git-annex)"),
     ]
     public var repo: EventRepo
     public var peer: WatchedPeer
