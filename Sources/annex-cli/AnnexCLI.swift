@@ -144,16 +144,30 @@ struct DaemonCommand: ParsableCommand {
 
 struct RepoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "repo", abstract: "Repositories annexd serves.",
-                                                    subcommands: [Add.self, List.self, Info.self, Remove.self])
+                                                    subcommands: [Add.self, List.self, Info.self, Remove.self, Set.self])
 
     static func show(_ r: RepoInfo) -> String {
-        """
+        var text = """
         \(r.path)
           uuid:    \(r.uuid)
           address: \(r.address)
           socket:  \(r.socket)
           peers:   \(r.peers)
         """
+        if let s = r.settings { text += "\n" + show(s) }
+        return text
+    }
+
+    /// The settings as `repo info` and `repo set` print them.
+    static func show(_ s: RepoSettings) -> String {
+        func value(_ on: Bool, _ name: String) -> String {
+            (on ? "on" : "off") + (s.set.contains(name) ? " (set)" : " (default: git config or annexd's)")
+        }
+        var lines = ["  watch:        \(value(s.watch, "watch"))", "  sync content: \(value(s.syncContent, "sync_content"))"]
+        for r in s.remotes {
+            lines.append("  remote \(r.name): " + (r.watched ? "watched" : "not watched (\(r.skipped ?? "?"))"))
+        }
+        return lines.joined(separator: "\n")
     }
 
     struct Add: ParsableCommand {
@@ -202,6 +216,45 @@ struct RepoCommand: ParsableCommand {
             try common.run {
                 let r = try common.client().call(RepoRemove.self, .init(repo: try repo.resolved()))
                 common.json ? common.printJSON(r.json) : print("no longer serving \(r.path)")
+            }
+        }
+    }
+}
+
+/// `on`, `off`, or `default` (back to git config's value or annexd's).
+enum SettingSwitch: String, ExpressibleByArgument, CaseIterable {
+    case on, off, `default`
+    var change: RepoSettingChange {
+        switch self {
+        case .on: .set(true)
+        case .off: .set(false)
+        case .default: .reset
+        }
+    }
+}
+
+extension RepoCommand {
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a repository's settings.",
+            discussion: "--watch on keeps a connection to each tor-annex remote and syncs when one changes; --sync-content on makes a sync move wanted content too. `default` goes back to git-annex's annex.autosync / annex.synccontent in the repository's git config (else off). Remotes with remote.<name>.annex-sync=false or annex-ignore=true are not watched.")
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var repo: RepoOption
+        @Option(help: "Watch the repository's remotes: on, off or default.") var watch: SettingSwitch?
+        @Option(help: "Sync content too: on, off or default.") var syncContent: SettingSwitch?
+
+        func validate() throws {
+            if watch == nil && syncContent == nil {
+                throw ValidationError("nothing to change: give --watch on|off|default and/or --sync-content on|off|default")
+            }
+        }
+
+        func run() throws {
+            try common.run {
+                let params = RepoSet.Params(repo: try repo.resolved(), watch: watch?.change ?? .unchanged,
+                                            syncContent: syncContent?.change ?? .unchanged)
+                let s = try common.client().call(RepoSet.self, params)
+                common.json ? common.printJSON(s.json) : print(RepoCommand.show(s))
             }
         }
     }

@@ -58,12 +58,14 @@ import Testing
         let p = try repo.session()
         try p.send("NOTIFYCHANGE")
         let first = try #require(try p.readLine())
-        #expect(first.hasPrefix("CHANGED ") && first.contains("refs/heads/"), "\(first)")
+        // As git-annex: commit SHAs (what the refs point at), not ref names.
+        let head = try repo.shell("git rev-parse HEAD").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(first.hasPrefix("CHANGED ") && first.contains(head) && !first.contains("refs/"), "\(first)")
         try p.send("NOTIFYCHANGE")
         _ = try repo.addFile("b", bytes("b\n"))
-        let branch = try repo.shell("git symbolic-ref HEAD").trimmingCharacters(in: .whitespacesAndNewlines)
+        let branch = try repo.shell("git rev-parse HEAD").trimmingCharacters(in: .whitespacesAndNewlines)
         // Adding a file moves refs/annex/last-index, then the branch: one CHANGED each or
-        // one for both, depending on timing; a client asks again until it has seen its branch.
+        // one for both, depending on timing; a client asks again until it has seen its branch's new commit.
         var seen: [String] = []
         for _ in 0..<3 where !seen.contains(where: { $0.contains(branch) }) {
             if !seen.isEmpty { try p.send("NOTIFYCHANGE") }

@@ -33,6 +33,8 @@ public final class Daemon: Sendable {
     public let sync: SyncService
     /// sync.plan, and the content part of a sync: what to get, put and drop, and doing it.
     public let contentSync: ContentSyncService
+    /// Keeps a NOTIFYCHANGE connection to each tor-annex remote of repositories with watching on.
+    public let watch: RemoteWatchService
     private let started = Date()
     private let shutdownRequest = Mutex<@Sendable () -> Void>({})
 
@@ -66,6 +68,21 @@ public final class Daemon: Sendable {
         contentSync = ContentSyncService(repos: repos, linking: linking, transfers: transfers, drops: drops)
         sync = SyncService(repos: repos, linking: linking, dialer: dialer, events: events, executable: config.executable,
                            content: contentSync)
+        watch = RemoteWatchService(repos: repos, linking: linking, dialer: dialer, events: events,
+                                   stateDir: config.stateDir, timing: config.watchTiming, logger: logger)
+        // A settled change on a watched remote: pull from it (with content when the repository
+        // syncs content). The watcher's trigger thread waits for the sync, so changes made
+        // meanwhile gather into the next one.
+        watch.onChange = { [sync, watch] repo, peer in
+            let params = SyncRun.Params(repo: repo.path, peers: [peer.name], content: watch.settings(of: repo).syncContent ? true : nil,
+                                        direction: .pull)
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                defer { done.signal() }
+                do { _ = try await sync.run(params) } catch { logger.warning("\(repo.path): sync after a change on \(peer.name) failed: \(error)") }
+            }
+            done.wait()
+        }
     }
 
     /// Asks the process to shut down (`daemon.shutdown`); set by whoever runs the lifecycle.

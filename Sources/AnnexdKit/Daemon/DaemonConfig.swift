@@ -12,6 +12,8 @@ extension Daemon {
         public var socksExplicit = false
         /// Limits of every repository's P2P listener (AUTH delays, connection caps).
         public var listenerLimits = P2PListener.Limits()
+        /// Reconnect delays and debouncing of watched remotes.
+        public var watchTiming = RemoteWatchService.Timing()
         /// The tor manager's settings when `tor` is not `none`.
         public var torSettings: TorManager.Settings?
         /// Where repositories set up by `git annex enable-tor` are found.

@@ -13,24 +13,26 @@ extension Daemon {
         return [
             RepositoriesLifecycle(repos: repos, ready: listening),
             TorLifecycle(tor: tor, repos: repos, after: listening, ready: torStarted),
-            TransfersLifecycle(transfers: transfers, after: torStarted),
+            CancelledAtShutdown(after: torStarted) { [transfers] in await transfers.run() },
+            CancelledAtShutdown(after: torStarted) { [watch] in await watch.run() },
             RPCLifecycle(daemon: self, after: torStarted, onReady: onReady, onStopping: onStopping),
         ]
     }
 }
 
-/// Runs the transfer scheduler (after tor, so peers can be reached); at shutdown, running
-/// transfers stop with their partials kept, and the queue is saved.
-struct TransfersLifecycle: Service {
-    let transfers: TransferService
+/// Runs `body` once `after` is done (tor started, so peers can be reached) until shutdown,
+/// which cancels it: the transfer scheduler (running transfers stop with their partials kept,
+/// the queue is saved), the remote watchers (every watcher stops).
+struct CancelledAtShutdown: Service {
     let after: OneShot<Void>
+    let body: @Sendable () async -> Void
 
     func run() async throws {
         try await after.value()
-        let scheduler = Task { await transfers.run() }
+        let task = Task { await body() }
         try? await gracefulShutdown()
-        scheduler.cancel()
-        await scheduler.value
+        task.cancel()
+        await task.value
     }
 }
 

@@ -28,6 +28,12 @@ public final class EventLog: Sendable {
             for (k, v) in fields { params[k] = v }
             notification = RPCNotification.event(params).json.serializedBytes()
         }
+
+        /// The notification's params (envelope and fields), read back from its bytes: for the
+        /// daemon's own few subscribers (the ring keeps only the bytes).
+        public var params: JSONObject {
+            (try? JSONValue(parsing: notification))?["params"]?.objectValue ?? [:]
+        }
     }
 
     public enum Delivery: Sendable, Equatable {

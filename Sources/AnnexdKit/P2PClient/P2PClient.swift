@@ -87,6 +87,15 @@ public final class P2PClient: @unchecked Sendable {
         return t
     }
 
+    /// NOTIFYCHANGE: the first call answers at once (what the server has), each later one blocks
+    /// until the server's refs change (`interrupt()` ends the wait from another thread).
+    public func waitForChange() throws -> [String] {
+        guard case .changed(let refs) = try run(machine.request(.notifyChange)) else {
+            throw ClientError.unexpected("no CHANGED", expecting: "CHANGED")
+        }
+        return refs
+    }
+
     /// Locks the content on the server while `body` runs (LOCKCONTENT … UNLOCKCONTENT).
     /// Returns nil, without running body, when the server could not lock it.
     public func withContentLocked<T>(_ key: AnnexKey, _ body: () throws -> T) throws -> T? {

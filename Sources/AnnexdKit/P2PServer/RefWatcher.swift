@@ -3,8 +3,11 @@ import Glibc
 #endif
 import Foundation
 
-/// Answers NOTIFYCHANGE: the first request at once with the current refs, then
-/// by waiting until a ref changes and naming the changed refs.
+/// Answers NOTIFYCHANGE: the first request at once with what the refs point at, then
+/// by waiting until a ref changes and naming what the changed refs now point at. Like
+/// git-annex, CHANGED names commit SHAs, not ref names: a client (git-annex's remotedaemon,
+/// annexd's watcher) tells news from a SHA it does not have yet; a ref name would say nothing
+/// of what changed. A ref that was deleted is named by nothing (all deleted: an empty CHANGED).
 ///
 /// Waiting is event-driven: inotify on the git directory (HEAD, packed-refs) and on
 /// every directory under refs/, with a re-check every few seconds in case an event
@@ -34,14 +37,14 @@ final class RefWatcher {
             startWatching()
             let now = try refs()
             last = now
-            return now.keys.sorted()
+            return Self.shas(now.values)
         }
         while true {
             let now = try refs()
             let changed = Set(now.keys).union(previous.keys).filter { now[$0] != previous[$0] }
             if !changed.isEmpty {
                 last = now
-                return changed.sorted()
+                return Self.shas(changed.compactMap { now[$0] })
             }
             try waitForEvent(hangup: hangup)
         }
@@ -87,6 +90,9 @@ final class RefWatcher {
             usleep(100_000)  // git writes a lock file, then renames it, often several refs in a row
         }
     }
+
+    /// Each SHA once, sorted (several refs often point at one commit).
+    private static func shas(_ values: some Sequence<String>) -> [String] { Set(values).sorted() }
 
     private func refs() throws -> [String: String] {
         let out = try Command.output(["git", "for-each-ref", "--format=%(objectname) %(refname)"], cwd: repo.path)

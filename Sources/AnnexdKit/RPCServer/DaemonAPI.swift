@@ -15,8 +15,16 @@ enum DaemonAPI {
         }
 
         d.on(RepoAdd.self) { p, _ in try await repos.add(path: p.path) }
+        let watch = daemon.watch
         d.on(RepoList.self) { _, _ in RepoList.Result(repos: try repos.list()) }
-        d.on(RepoInfoMethod.self) { p, _ in try repos.info(try repos.lookup(p.repo)) }
+        d.on(RepoInfoMethod.self) { p, _ in
+            let repo = try repos.lookup(p.repo)
+            return try await Blocking.run { try withSettings(repos.info(repo), repo, watch) }
+        }
+        d.on(RepoSet.self) { p, _ in
+            let repo = try repos.lookup(p.repo)
+            return try await Blocking.run { try watch.set(repo, watch: p.watch, syncContent: p.syncContent) }
+        }
         d.on(RepoRemove.self) { p, _ in try await repos.remove(try repos.lookup(p.repo)) }
 
         d.on(PeerInvite.self) { p, _ in
@@ -59,6 +67,12 @@ enum DaemonAPI {
         d.on(SyncPlanMethod.self) { p, _ in try await daemon.contentSync.plan(p) }
         registerTransfers(&d, daemon.transfers)
         return d
+    }
+
+    private static func withSettings(_ info: RepoInfo, _ repo: Registry.Repo, _ watch: RemoteWatchService) -> RepoInfo {
+        var info = info
+        info.settings = watch.settings(of: repo)
+        return info
     }
 
     private static func registerTransfers(_ d: inout RPCDispatcher<RPCCaller>, _ transfers: TransferService) {

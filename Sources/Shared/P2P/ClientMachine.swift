@@ -14,6 +14,9 @@ public struct P2PClientMachine: Sendable {
         /// CONNECT git-upload-pack / git-receive-pack: the git protocol then travels in DATA
         /// frames both ways (`relayToService`, `relayFromService`) until the server's CONNECTDONE.
         case connect(service: String)
+        /// NOTIFYCHANGE: the first on a connection is answered at once (the server's current
+        /// refs); each later one when the server's refs next change.
+        case notifyChange
     }
 
     public enum Outcome: Equatable, Sendable {
@@ -25,6 +28,9 @@ public struct P2PClientMachine: Sendable {
         case unlocked
         /// The server's git service exited with this code (CONNECTDONE); the server then closes.
         case connectDone(exitCode: Int)
+        /// CHANGED: what changed, as the server names it (commit SHAs by annexd and git-annex,
+        /// ref names by the protocol's spec and older annexd; possibly empty).
+        case changed([String])
     }
 
     public enum ClientError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -124,6 +130,7 @@ public struct P2PClientMachine: Sendable {
         case .connect(let service):
             state = .relaying
             return [.send(.connect(service: service))]
+        case .notifyChange: return [.send(.notifyChange)]
         }
     }
 
@@ -192,6 +199,9 @@ public struct P2PClientMachine: Sendable {
         case (.awaiting(.getTimestamp), .timestamp(let t)):
             state = .ready
             return [.finished(.timestamp(t))]
+        case (.awaiting(.notifyChange), .changed(let refs)):
+            state = .ready
+            return [.finished(.changed(refs))]
 
         case (.awaiting(.get(let k, let offset, _)), .data(let n)):
             state = .receivingData(k)
@@ -254,6 +264,7 @@ public struct P2PClientMachine: Sendable {
         case .awaiting(.put): return "PUT-FROM or ALREADY-HAVE"
         case .awaiting(.get): return "DATA"
         case .awaiting(.getTimestamp): return "TIMESTAMP"
+        case .awaiting(.notifyChange): return "CHANGED"
         case .awaitingValidity: return "VALID or INVALID"
         case .relaying: return "DATA or CONNECTDONE"
         case .awaiting, .awaitingPutResult: return "SUCCESS or FAILURE"

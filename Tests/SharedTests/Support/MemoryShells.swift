@@ -59,6 +59,12 @@ final class ServerShell {
 
     func start() { perform(machine.start()) }
 
+    /// Answers the local request it stopped at (NOTIFYCHANGE's wait: `.changed(refs)`).
+    func answer(_ result: P2PServerMachine.LocalResult) {
+        stoppedAt = nil
+        perform(machine.complete(result))
+    }
+
     /// Handles every complete line buffered (and the DATA they announce).
     func pump() {
         while !isDone {
@@ -355,6 +361,13 @@ final class PeerLink {
         return settle(since: before)
     }
 
+    /// The server answers the request it stopped at; the client's result.
+    func serverAnswers(_ result: P2PServerMachine.LocalResult) -> ClientResult? {
+        let before = client.results.count
+        server.answer(result)
+        return settle(since: before)
+    }
+
     func hangUp() {
         client.hangUp()
         _ = settle(since: client.results.count)
@@ -376,7 +389,8 @@ final class PeerLink {
                 server.outbox.removeAll()
                 moved = true
             }
-            if server.isDone && !client.inputEnded { client.inputEnded = true; moved = true }
+            // A server waiting for a ref change (NOTIFYCHANGE) keeps the connection open.
+            if server.isDone && server.stoppedAt != .waitForChange && !client.inputEnded { client.inputEnded = true; moved = true }
             client.pump()
             if !moved && client.outbox.isEmpty && server.outbox.isEmpty {
                 return client.results.count > since ? client.results[since] : nil

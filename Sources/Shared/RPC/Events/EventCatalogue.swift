@@ -34,6 +34,7 @@ public enum EventCatalogue {
         RepoAdded.descriptor, RepoRemoved.descriptor, RepoFailed.descriptor,
         PeerInvited.descriptor, PeerRevoked.descriptor, PeerAccessChanged.descriptor,
         PeerConnected.descriptor, PeerAuthFailed.descriptor, PeerLinked.descriptor, PeerUnlinked.descriptor,
+        RemoteConnected.descriptor, RemoteDisconnected.descriptor, RemoteChanged.descriptor,
         ContentReceived.descriptor, ContentSent.descriptor, ContentRemoved.descriptor,
         TransferQueued.descriptor, TransferStarted.descriptor, TransferProgress.descriptor, TransferPaused.descriptor,
         TransferResumed.descriptor, TransferFinished.descriptor, TransferFailed.descriptor, TransferCanceled.descriptor,

@@ -218,7 +218,7 @@ public enum AnnexdAPI {
     /// Every method, for the dispatcher and the OpenRPC document.
     nonisolated(unsafe) public static let methods: [any RPCMethod.Type] = [
         DaemonStatusMethod.self, DaemonShutdown.self,
-        RepoAdd.self, RepoList.self, RepoInfoMethod.self, RepoRemove.self,
+        RepoAdd.self, RepoList.self, RepoInfoMethod.self, RepoRemove.self, RepoSet.self,
         PeerInvite.self, PeerList.self, PeerRevoke.self, PeerSetAccess.self, PeerLink.self,
         RemoteListMethod.self, RemoteRemove.self,
         EventsSubscribe.self,

@@ -14,8 +14,11 @@ public struct RepoInfo: RPCResultConvertible, Equatable {
     /// The unix socket annexd's P2P listener serves, which the onion port maps to.
     public var socket: String
     public var peers: Int
+    /// Its settings (repo.set), in repo.info.
+    public var settings: RepoSettings?
 
-    public init(uuid: String, path: String, bare: Bool, onion: String, port: Int, socket: String, peers: Int) {
+    public init(uuid: String, path: String, bare: Bool, onion: String, port: Int, socket: String, peers: Int,
+                settings: RepoSettings? = nil) {
         self.uuid = uuid
         self.path = path
         self.bare = bare
@@ -24,6 +27,7 @@ public struct RepoInfo: RPCResultConvertible, Equatable {
         self.address = "\(TorAnnexAddress.scheme)\(onion):\(port)"
         self.socket = socket
         self.peers = peers
+        self.settings = settings
     }
 
     public init(json: JSONValue, path at: String) throws {
@@ -36,12 +40,13 @@ public struct RepoInfo: RPCResultConvertible, Equatable {
         address = try r.required("address")
         socket = try r.required("socket")
         peers = try r.required("peers")
+        settings = try r.optional("settings")
         try r.finish()
     }
 
     public var json: JSONValue {
-        .object(["uuid": uuid.json, "path": path.json, "bare": bare.json, "onion": onion.json, "port": port.json,
-                 "address": address.json, "socket": socket.json, "peers": peers.json])
+        .object(JSONObject(["uuid": uuid.json, "path": path.json, "bare": bare.json, "onion": onion.json, "port": port.json,
+                            "address": address.json, "socket": socket.json, "peers": peers.json, "settings": settings?.json]))
     }
 
     public static let schema = JSONSchema.object([
@@ -53,6 +58,7 @@ public struct RepoInfo: RPCResultConvertible, Equatable {
         .property("address", String.self, "tor-annex::ONION:PORT"),
         .property("socket", String.self, "Unix socket of the P2P listener"),
         .property("peers", Int.self, "Number of peers invited or linked"),
+        .property("settings", RepoSettings.self, required: false, "Its settings (repo.set): in repo.info (reading them runs git, so repo.list leaves them out)"),
     ])
 }
 
