@@ -85,7 +85,9 @@ import Testing
         let r1 = m.report([Self.sha1], first: true)
         #expect(r1, "never seen: news")
         let r2 = m.report([Self.sha2], first: false)
-        #expect(r2, "a later CHANGED is always news")
+        #expect(r2, "a later CHANGED naming a new commit is news")
+        let again = m.report([Self.sha1], first: false)
+        #expect(!again, "a later CHANGED naming only commits already reported (a ref moved to one) is not")
         // Reconnect: the remote reports all it has, all of it seen.
         let r3 = m.report([Self.sha1, Self.sha2], first: true)
         #expect(!r3)
@@ -102,6 +104,17 @@ import Testing
         #expect(r6)
         let r7 = m.report(["refs/heads/main"], first: true)
         #expect(r7, "a ref name says nothing of its value")
+        let later = m.report(["refs/heads/main"], first: false)
+        #expect(later)
+    }
+
+    @Test func memoryIsBounded() {
+        var m = ChangeMemory()
+        let shas = (0...ChangeMemory.limit + 1).map { String(format: "%040x", $0) }
+        for sha in shas { _ = m.report([sha], first: false) }
+        #expect((m.seen?.count ?? 0) <= ChangeMemory.limit + 1)
+        let newest = m.report([shas.last!], first: false)
+        #expect(!newest, "what was just said is remembered")
     }
 
     @Test func memoryPersists() throws {

@@ -71,15 +71,23 @@ import Testing
         since = try Self.latest(f.daemon)
         let committed = Date()
         try sh("echo hi > note && git add note && git commit -qm note", in: f.server, annex: f.annex)
-        let changed = try #require(try Self.waitFor(f.daemon, "remote.changed", since: since, timeout: 5), "no remote.changed within 5 s")
-        #expect(Date().timeIntervalSince(committed) < 5)
         let note = try sh("git rev-parse HEAD", in: f.server).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(changed["peer"]?["name"]?.stringValue == "peer" && changed["refs"]?.arrayValue?.contains(.string(note)) == true,
-                "\(changed)")
+        let changed = try #require(try Self.waitFor(f.daemon, "remote.changed", since: since, timeout: 5) {
+            $0["refs"]?.arrayValue?.contains(.string(note)) == true
+        }, "no remote.changed naming the new commit within 5 s")
+        #expect(Date().timeIntervalSince(committed) < 5)
+        #expect(changed["peer"]?["name"]?.stringValue == "peer", "\(changed)")
+        // The change is pulled here (watching syncs): let that sync end before committing here.
+        #expect(try Self.waitFor(f.daemon, "sync.finished", since: since, timeout: 30) != nil, "no sync after the change")
         // And a commit on A reaches B's.
         let servingSince = try Self.latest(serving)
         try sh("echo hi > back && git add back && git commit -qm back", in: f.client, annex: f.annex)
         #expect(try Self.waitFor(serving, "remote.changed", since: servingSince, timeout: 5) { $0["peer"]?["name"]?.stringValue == "back" } != nil)
+        // Let the syncs these changes started end (B's pull of A, then A's of B's merge), so
+        // killing B below does not leave a git lock behind in its repository.
+        #expect(try Self.waitFor(serving, "sync.finished", since: servingSince, timeout: 30) != nil)
+        usleep(1_500_000)
+        _ = try Self.waitFor(f.daemon, "sync.finished", since: since, timeout: 30)
 
         // B stops: A says why, and when it tries again.
         since = try Self.latest(f.daemon)

@@ -1,5 +1,7 @@
-/// What a watched remote reported, remembered across connections: a new connection's first
-/// CHANGED lists all the remote has, which is news only if it holds something not seen before.
+/// What a watched remote reported, remembered across connections: a CHANGED is news only if
+/// it names something not seen before. A new connection's first CHANGED lists all the remote
+/// has; a later one what its changed refs now point at, which may be a commit it reported
+/// already (its synced/BRANCH moved to where BRANCH was, after a merge here was pulled back).
 ///
 /// git-annex and annexd name commit SHAs in CHANGED, so "not seen before" is exact: a remote
 /// that reconnects with nothing new triggers nothing. A server that names refs (the protocol's
@@ -14,13 +16,15 @@ struct ChangeMemory: Sendable, Equatable {
     /// A CHANGED arrived: is it news? `first`: the connection's first answer (its full state).
     mutating func report(_ items: [String], first: Bool) -> Bool {
         defer {
-            if first { seen = Set(items) } else { seen = (seen ?? []).union(items) }
+            // Bounded: a long-lived connection starts its memory again from what it just said.
+            if first || (seen?.count ?? 0) > Self.limit { seen = Set(items) } else { seen = (seen ?? []).union(items) }
         }
-        guard first else { return true }  // later answers come only when something changed
         guard let seen else { return true }
         if !items.allSatisfy(Self.isSHA) { return true }
         return !Set(items).isSubset(of: seen)
     }
+
+    static let limit = 4096
 
     /// A commit SHA-1 or SHA-256 in hex.
     static func isSHA(_ s: String) -> Bool {
