@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
 import Foundation
 import Testing
 @testable import AnnexdKit
@@ -18,9 +19,11 @@ import Testing
         return fds[1]
     }
 
+    /// Close-on-exec: other tests of this process spawn children all the time, and one that
+    /// inherited the write end would keep `readAll` from ever seeing the end of the output.
     static func pipeFDs() throws -> (read: Int32, write: Int32) {
         var p: [Int32] = [-1, -1]
-        guard pipe(&p) == 0 else { throw SystemError("pipe") }
+        guard annexd_pipe_cloexec(&p) == 0 else { throw SystemError("pipe") }
         return (p[0], p[1])
     }
 

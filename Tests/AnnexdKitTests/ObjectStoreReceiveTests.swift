@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
 import Foundation
 import Testing
 @testable import AnnexdKit
@@ -30,7 +31,8 @@ import Testing
     /// Feeds `payload` through a pipe into `receive`, in a writer thread.
     func receive(_ payload: [UInt8], into incoming: IncomingContent, announced: Int64) throws -> Int64 {
         var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
+        // Close-on-exec: a child another test spawns meanwhile must not keep the write end open.
+        #expect(annexd_pipe_cloexec(&fds) == 0)
         let writeFD = fds[1]
         let writer = Thread {
             payload.withUnsafeBytes { try? Posix.writeAll(fd: writeFD, $0, what: "test pipe") }
