@@ -91,13 +91,15 @@ final class CancelOnInterrupt {
                 message = "interrupted, but annexd did not cancel the pairing: \(error)"
             }
             if json {
-                print(JSONValue.object(["error": .object(["code": -1, "message": .string(message),
-                                                          "data": .object(["reason": "interrupted"])])]).serialized())
+                let error = JSONValue.object(["error": .object(["code": -1, "message": .string(message),
+                                                                "data": .object(["reason": "interrupted"])])])
+                FileHandle.standardOutput.write(Data((error.serialized() + "\n").utf8))
             } else {
                 FileHandle.standardError.write(Data("\nannex-cli: \(message)\n".utf8))
             }
-            fflush(nil)
-            exit(130)
+            // Not exit(): the main thread holds stdin's lock while it reads the code, and exit
+            // flushes every stream. What the command printed is already out (it flushes).
+            _exit(130)
         }
         source.resume()
     }
