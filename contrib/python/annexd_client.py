@@ -12,7 +12,7 @@ Quick start (copy this file next to your script, or put contrib/python on PYTHON
     try:
         c.call("repo.add", {"path": "/not/a/repo"})
     except annexd.AnnexdError as e:       # every RPC error, typed
-        print(e.reason, e.message, e.details)   # e.g. not_a_git_annex_repo
+        print(e.reason, e.message, e.details)   # not_an_annex_repo ...
 
     # Several requests in one round trip (a JSON-RPC batch): results in order,
     # a failed request's place holds its AnnexdError (not raised).
@@ -45,7 +45,9 @@ type. Ids are gapless within one boot (one run of annexd). The stream:
 
 * without ``since`` starts with a ``snapshot`` event (the current state), then
   live events; with ``since`` (and the ``boot`` it belongs to) it replays the
-  events after it that annexd still keeps, then live ones;
+  events after it that annexd still keeps, then live ones (``since`` without
+  ``boot`` is taken to be of the current boot: an id it has not reached raises
+  AnnexdError ``unknown_event_id``);
 * when the connection drops (annexd stopping, a broken socket), it reconnects,
   retrying with doubling delays up to ``max_delay`` seconds (``give_up_after``
   seconds in all, None: forever), and resubscribes from the last id it gave you:
