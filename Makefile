@@ -61,7 +61,7 @@ test-fast: deps
 # Suites whose tests are async and wait on real servers with timeouts run in a second
 # pass: in one pass, the many blocking tests fill Swift's cooperative pool (one thread
 # per core) and starve them.
-ASYNC_SUITES := WormholeInteropTests|WormholeFileInteropTests|PairingTests|TorControlClientTests|NetworkIsolationTests|WakeSignalTests
+ASYNC_SUITES := WormholeInteropTests|WormholeReconnectTests|WormholeFileInteropTests|PairingTests|TorControlClientTests|NetworkIsolationTests|WakeSignalTests
 # As root, that pass runs in a fresh network namespace whose only interface is lo (up):
 # the transit and pairing suites run only there (elsewhere they say why not), so no hint
 # they or the Python CLI advertise or dial can reach anything but this machine's loopback.

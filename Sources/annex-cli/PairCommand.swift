@@ -25,6 +25,8 @@ struct Pair: ParsableCommand {
         try common.run {
             let client = try common.client()
             let started = try client.call(PairStart.self, .init(repo: try repo.resolved(), name: name, timeout: timeout))
+            let interrupt = CancelOnInterrupt(pairing: started.id, socket: common.socketPath, json: common.json)
+            defer { withExtendedLifetime(interrupt) {} }
             if common.json {
                 common.printJSON(started.json)
             } else {
@@ -68,5 +70,42 @@ struct Pair: ParsableCommand {
             }
             return code.text
         }
+    }
+}
+
+/// While alive, Ctrl-C (SIGINT) cancels the pairing in annexd (pair.cancel, on a connection of
+/// its own: the main thread is blocked reading the code or waiting for pair.submit), says so,
+/// and exits with status 130, so the daemon keeps nothing of an abandoned pairing.
+final class CancelOnInterrupt {
+    private let source: any DispatchSourceSignal
+
+    init(pairing id: String, socket: String, json: Bool) {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler {
+            let message: String
+            do {
+                _ = try RPCClient(path: socket).call(PairCancel.self, .init(id: id))
+                message = "interrupted: pairing cancelled, annexd keeps nothing of it"
+            } catch {
+                message = "interrupted, but annexd did not cancel the pairing: \(error)"
+            }
+            if json {
+                let error = JSONValue.object(["error": .object(["code": -1, "message": .string(message),
+                                                                "data": .object(["reason": "interrupted"])])])
+                FileHandle.standardOutput.write(Data((error.serialized() + "\n").utf8))
+            } else {
+                FileHandle.standardError.write(Data("\nannex-cli: \(message)\n".utf8))
+            }
+            // Not exit(): the main thread holds stdin's lock while it reads the code, and exit
+            // flushes every stream. What the command printed is already out (it flushes).
+            _exit(130)
+        }
+        source.resume()
+    }
+
+    deinit {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
     }
 }

@@ -158,7 +158,8 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let group = ServiceGroup(configuration: .init(
-            services: daemon.lifecycle(onReady: SystemdNotify.ready, onStopping: SystemdNotify.stopping).map { .init(service: $0) },
+            services: daemon.lifecycle(onReady: { SystemdNotify.ready(); Self.sayReady(daemon) },
+                                       onStopping: SystemdNotify.stopping).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         daemon.requestShutdown = { Task { await group.triggerGracefulShutdown() } }
@@ -170,6 +171,15 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         await daemon.shutdownEventLoops()
+    }
+}
+
+extension Serve {
+    /// The first-run hint (ReadyHint) on stderr, once the socket answers.
+    static func sayReady(_ daemon: Daemon) {
+        guard let hint = ReadyHint.text(repositories: daemon.repos.registry.all.count, socket: daemon.config.socketPath,
+                                        cliSocket: ReadyHint.cliSocket(), logs: .current()) else { return }
+        FileHandle.standardError.write(Data(hint.utf8))
     }
 }
 

@@ -346,4 +346,38 @@ struct PairingTests {
         #expect(cli.output.contains("\"reason\":\"cancelled\""), "\(cli.output)")
         try expectNothingStored(p.repoA, daemon: p.a)
     }
+
+    /// Ctrl-C in `annex-cli pair`, while it waits for the other side's code and while it waits
+    /// for the other side: it cancels the pairing in the daemon (pair.failed, reason cancelled;
+    /// nothing stored), says so, and exits with status 130.
+    @Test(arguments: [nil, "79-adroitness-aardvark"])
+    func ctrlCCancelsThePairingInTheDaemon(code: String?) throws {
+        let p = try Pair(self)
+        let args = [Self.annexCLI, "pair", "--socket", p.a.socket, "--repo", p.repoA, "--name", "b"] + (code.map { ["--code", $0] } ?? [])
+        let cli = try Interactive(["sh", "-c", "exec " + args.map { "'\($0)'" }.joined(separator: " ") + " 2>&1"])
+        let codeLine = try cli.waitFor("pairing code is:")
+        #expect(!codeLine.isEmpty)
+        let pairing = try #require(try events(p.a).split(separator: "\n").lazy.compactMap { try? JSONValue(parsing: String($0)) }
+            .first { $0["type"]?.stringValue == "pair.code" }?["pairing"]?.stringValue, "no pair.code event")
+        if code != nil {
+            // Wait (bounded) until the daemon has the code and waits for the other side.
+            let deadline = Date().addingTimeInterval(20)
+            var seen = try events(p.a)
+            while !seen.contains("\"stage\":\"exchanging\"") {
+                try #require(Date() < deadline, "no pair.progress exchanging: \(seen)")
+                usleep(50_000)
+                seen = try events(p.a)
+            }
+        }
+        kill(cli.child.pid, SIGINT)
+        #expect(cli.finish(timeout: 20) == 130, "\(cli.output)")
+        #expect(cli.output.contains("annex-cli: interrupted: pairing cancelled, annexd keeps nothing of it"), "\(cli.output)")
+        let failed = try events(p.a).split(separator: "\n").compactMap { try? JSONValue(parsing: String($0)) }
+            .filter { $0["type"]?.stringValue == "pair.failed" }
+        #expect(failed.count == 1 && failed.first?["pairing"]?.stringValue == pairing, "\(failed)")
+        #expect(failed.first?["reason"]?.stringValue == "cancelled", "\(failed)")
+        let again = try rpc(p.a, "pair.cancel", ["id": .string(pairing)])
+        #expect(again["error"]?["data"]?["reason"]?.stringValue != nil, "the pairing is over: \(again)")
+        try expectNothingStored(p.repoA, daemon: p.a)
+    }
 }

@@ -153,17 +153,18 @@ public enum Wormhole {
 
     /// Lets work outside the machine (Transit) act on it later: the step runs on the driver's loop.
     struct Poster: Sendable {
-        fileprivate let continuation: AsyncStream<Input>.Continuation
+        let continuation: AsyncStream<MailboxDriver.Input>.Continuation
         func post(_ step: @escaping Step) { continuation.yield(.step(step)) }
     }
 
-    fileprivate enum Input: Sendable {
-        case frame([UInt8])
-        case step(Step)
-        case ended((any Error)?)
-    }
+    /// How long to wait before each attempt to reconnect to the mailbox after a connection
+    /// dropped mid-way (about 16 s in all while the server stays away); then, or after
+    /// `maxReconnections` in one wormhole, it fails (`.connectionLost`).
+    static let reconnectDelays: [Duration] = [.milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(8)]
+    static let maxReconnections = 10
 
-    /// Connects, runs the machine until it closes, and turns its failures into errors.
+    /// Connects, runs the machine until it closes (reconnecting when the connection drops
+    /// mid-way: the first connection's failure is reported at once), and turns its failures into errors.
     static func run(_ configuration: Configuration,
                     start: @escaping @Sendable (inout MailboxMachine) -> [MailboxMachine.Action],
                     onEvent: @escaping @Sendable (MailboxEvent, inout MailboxMachine, inout Outcome, Poster) -> [MailboxMachine.Action])
@@ -171,64 +172,50 @@ public enum Wormhole {
     {
         let url = try MailboxURL(configuration.mailboxURL)
         let body: @Sendable () async throws -> Outcome = {
-            try await MailboxWebSocket.withConnection(to: url, socks: configuration.socks, trustRoots: configuration.tlsTrustRoots) { inbound, send in
-                let (inputs, continuation) = AsyncStream<Input>.makeStream()
-                let poster = Poster(continuation: continuation)
-                let reader = Task {
-                    do {
-                        for try await text in inbound { continuation.yield(.frame(text)) }
-                        continuation.yield(.ended(nil))
-                    } catch {
-                        continuation.yield(.ended(error))
-                    }
-                }
-                defer {
-                    reader.cancel()
-                    continuation.finish()
-                }
-                var machine = MailboxMachine(.init(appID: configuration.appID))
-                var outcome = Outcome()
-                var failure: WormholeError?
-                var finished = false
-                var queue: [MailboxMachine.Action] = machine.connected() + start(&machine)
-                func drain() async throws {
-                    while !queue.isEmpty {
-                        let action = queue.removeFirst()
-                        configuration.trace?("\(action)")
-                        switch action {
-                        case .send(let message): try await send(message.serializedBytes())
-                        case .event(let event):
-                            if case .failed(let e) = event, failure == nil { failure = e }
-                            if case .closed = event { finished = true }
-                            queue += onEvent(event, &machine, &outcome, poster)
-                        case .disconnect: finished = true
+            let (inputs, continuation) = AsyncStream<MailboxDriver.Input>.makeStream()
+            defer { continuation.finish() }
+            var driver = MailboxDriver(machine: MailboxMachine(.init(appID: configuration.appID)), trace: configuration.trace,
+                                       onEvent: onEvent, poster: Poster(continuation: continuation))
+            var iterator = inputs.makeAsyncIterator()
+            var generation = 0
+            var failedAttempts = 0
+            var reconnections = 0
+            while true {
+                generation += 1
+                let connection = generation
+                do {
+                    try await MailboxWebSocket.withConnection(to: url, socks: configuration.socks, trustRoots: configuration.tlsTrustRoots) { inbound, send in
+                        failedAttempts = 0
+                        let reader = Task {
+                            do {
+                                for try await text in inbound { continuation.yield(.frame(connection, text)) }
+                                continuation.yield(.ended(connection))
+                            } catch {
+                                continuation.yield(.ended(connection))
+                            }
                         }
+                        defer { reader.cancel() }
+                        driver.queue += driver.machine.connected()
+                        if connection == 1 { driver.queue += start(&driver.machine) }
+                        try await driver.serve(&iterator, connection: connection, send: send)
                     }
+                } catch let error as WormholeClientError where connection > 1 {
+                    configuration.trace?("reconnecting to \(url) failed: \(error)")
+                    failedAttempts += 1
                 }
-                try await drain()
-                if !finished {
-                    for await input in inputs {
-                        switch input {
-                        case .frame(let text):
-                            configuration.trace?("<- " + String(decoding: text, as: UTF8.self))
-                            queue += machine.received(text: text)
-                        case .step(let step):
-                            queue += step(&machine, &outcome)
-                        case .ended(let error):
-                            if let error { throw error }
-                            queue += machine.connectionLost()
-                        }
-                        try await drain()
-                        if finished { break }
-                    }
+                if driver.finished { break }
+                driver.dropped()
+                reconnections += 1
+                guard failedAttempts < reconnectDelays.count, reconnections <= maxReconnections, driver.machine.resumable else {
+                    driver.queue += driver.machine.connectionLost()
+                    try await driver.drain(send: nil)
+                    break
                 }
-                if !finished {
-                    queue += machine.connectionLost()
-                    try await drain()
-                }
-                if let e = outcome.error ?? failure { throw WormholeClientError.wormhole(e) }
-                return outcome
+                configuration.trace?("the connection to \(url) dropped; reconnecting")
+                try await Task.sleep(for: reconnectDelays[failedAttempts])
             }
+            if let e = driver.outcome.error ?? driver.failure { throw WormholeClientError.wormhole(e) }
+            return driver.outcome
         }
         guard let timeout = configuration.timeout else { return try await body() }
         return try await withThrowingTaskGroup(of: Outcome?.self) { group in

@@ -13,7 +13,11 @@
 /// - a peer message that does not decrypt means a wrong code: mood `scary`, `.wrongCode`;
 /// - `close` releases and closes with a mood, and reports `.closed` once the server confirmed.
 ///
-/// Reconnection is not handled: a lost connection ends the wormhole (`.connectionLost`).
+/// - a dropped connection (`connectionDropped`) can be resumed, as magic-wormhole does: on the
+///   next `connected` it binds again with the same side, claims the nameplate again (unless
+///   released), opens the same mailbox and sends again every `add` the server has not echoed
+///   yet (the server replays the mailbox; peer phases are de-duplicated). Giving up is
+///   `connectionLost` (`.connectionLost`).
 public struct MailboxMachine: Sendable {
     public struct Configuration: Sendable {
         public var appID: String
@@ -80,8 +84,10 @@ public struct MailboxMachine: Sendable {
     private var closeSent = false
     private var closedByServer = false
     private var spake: SPAKE2Symmetric?
-    /// `add`s waiting for `open`.
+    /// `add`s waiting for `open` (or for a connection).
     private var pendingAdds: [(phase: String, body: [UInt8])] = []
+    /// `add`s sent whose echo has not come back: sent again after a reconnection.
+    private var unechoedAdds: [(phase: String, body: [UInt8])] = []
     /// Own app messages waiting for key confirmation (already numbered).
     private var pendingAppMessages: [(phase: Int, plaintext: [UInt8])] = []
     private var nextOutboundPhase = 0
@@ -104,9 +110,10 @@ public struct MailboxMachine: Sendable {
 
     // MARK: - Inputs from the shell
 
-    /// The WebSocket is open: bind (and send anything already asked for).
+    /// The WebSocket is open: bind (and send anything already asked for). After a dropped
+    /// connection: claim, open and send again what the server may have lost.
     public mutating func connected() -> [Action] {
-        guard !isConnected else { return [] }
+        guard !isConnected, !closed else { return [] }
         isConnected = true
         var out: [Action] = [.send(command("bind", [
             "appid": .string(configuration.appID),
@@ -114,9 +121,35 @@ public struct MailboxMachine: Sendable {
             "client_version": [.string(configuration.clientVersion.0), .string(configuration.clientVersion.1)],
         ]))]
         if allocating { out.append(.send(command("allocate", [:]))) }
-        if let nameplate, !allocating { out.append(.send(command("claim", ["nameplate": .string(nameplate)]))) }
+        if let nameplate, !allocating {
+            if !releaseSent {
+                out.append(.send(command("claim", ["nameplate": .string(nameplate)])))
+            } else if !released {
+                out.append(.send(command("release", ["nameplate": .string(nameplate)])))
+            }
+        }
+        if claimed, let mailbox {
+            out.append(.send(command("open", ["mailbox": .string(mailbox)])))
+            let again = unechoedAdds
+            unechoedAdds = []
+            pendingAdds = again + pendingAdds
+            if closeSent {
+                if !closedByServer { out.append(.send(command("close", ["mailbox": .string(mailbox), "mood": .string(mood.rawValue)]))) }
+            } else {
+                out += flushAdds()
+            }
+        }
         return out
     }
+
+    /// The connection dropped, to be resumed by the next `connected` (or given up with
+    /// `connectionLost`). Nothing is sent meanwhile; what the application asks waits.
+    public mutating func connectionDropped() {
+        isConnected = false
+    }
+
+    /// Worth reconnecting: not closed yet.
+    public var resumable: Bool { !closed }
 
     /// One text frame from the server.
     public mutating func received(text: [UInt8]) -> [Action] {
@@ -268,7 +301,10 @@ public struct MailboxMachine: Sendable {
               let bodyHex = m["body"]?.stringValue else {
             return fail(.protocolError("the mailbox server sent a message without side, phase or body: \(m)"), mood: .errory)
         }
-        if side == configuration.side { return [] }  // our own echo
+        if side == configuration.side {  // our own echo: the server has it
+            if let i = unechoedAdds.firstIndex(where: { $0.phase == phase }) { unechoedAdds.remove(at: i) }
+            return []
+        }
         guard !seenPeerPhases.contains(phase) else { return [] }
         seenPeerPhases.insert(phase)
         guard let body = Hex.decode(bodyHex) else {
@@ -356,9 +392,10 @@ public struct MailboxMachine: Sendable {
     }
 
     private mutating func flushAdds() -> [Action] {
-        guard claimed, !closeSent else { return [] }
+        guard claimed, !closeSent, isConnected else { return [] }
         let adds = pendingAdds
         pendingAdds = []
+        unechoedAdds += adds
         return adds.map { .send(command("add", ["phase": .string($0.phase), "body": .string(Hex.encode($0.body))])) }
     }
 
@@ -417,65 +454,5 @@ public struct MailboxMachine: Sendable {
 extension JSONValue {
     fileprivate func serializedBytesForVersion() -> [UInt8] {
         JSONValue.object(["app_versions": self]).serializedBytes()
-    }
-}
-
-/// What the mailbox machine reports to the application.
-public enum MailboxEvent: Sendable, Equatable {
-    /// The server's welcome (may hold `motd`, `current_cli_version`, `error`).
-    case welcome(JSONValue)
-    case motd(String)
-    /// Answer to `listNameplates`.
-    case nameplates([String])
-    /// The code made on an allocated nameplate: show it to the user.
-    case codeAllocated(WormholeCode)
-    /// The SPAKE2 key is known (not yet confirmed); the verifier can be shown (`--verify`).
-    case gotKey(verifier: [UInt8])
-    /// A peer message decrypted: the peer typed the same code.
-    case verified
-    /// The peer's `app_versions`.
-    case peerVersions(JSONValue)
-    /// A peer app message, in phase order.
-    case message(phase: Int, body: [UInt8])
-    /// The wormhole failed; `.closed` follows once the server confirmed the close.
-    case failed(WormholeError)
-    /// Done; the connection can be dropped.
-    case closed(MailboxMachine.Mood)
-}
-
-public enum WormholeError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// A peer message failed to decrypt: the two sides used different codes.
-    case wrongCode
-    /// A third side tried to use a nameplate two sides already hold.
-    case crowded
-    case unwelcome(String)
-    case serverError(String, original: JSONValue?)
-    case badPake(String)
-    case protocolError(String)
-    case connectionLost
-    /// Application-level failures (the peer's answer, transfer errors).
-    case peerError(String)
-    case timeout(String)
-    /// The file transfer over Transit failed (no connection, short data, bad ack).
-    case transit(String)
-
-    public var description: String {
-        switch self {
-        case .wrongCode:
-            "Key confirmation failed. Either you or your correspondent typed the code wrong, "
-                + "or a would-be man-in-the-middle attacker guessed incorrectly. Try again with a new code."
-        case .crowded:
-            "the mailbox server says this nameplate is crowded: two other sides already use it; "
-                + "ask the sender for a new code"
-        case .unwelcome(let m): "the mailbox server refused the connection: \(m)"
-        case .serverError(let m, let orig):
-            "the mailbox server reported an error: \(m)" + (orig.map { " (for \($0))" } ?? "")
-        case .badPake(let m): "the peer's key exchange (pake) message is unusable: \(m)"
-        case .protocolError(let m): m
-        case .connectionLost: "the connection to the mailbox server was lost before the wormhole finished; try again"
-        case .peerError(let m): m
-        case .timeout(let m): m
-        case .transit(let m): "the file transfer failed: \(m)"
-        }
     }
 }
