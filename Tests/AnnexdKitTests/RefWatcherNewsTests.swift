@@ -15,15 +15,23 @@ import Testing
         #expect(RefWatcher.news(from: before, to: after) == [c, t])
     }
 
-    @Test func aFastForwardToAKnownCommitIsLeftOutBesideNewOnes() {
-        // A sync pull: main fast-forwards to the commit refs/remotes/peer/main already held
-        // (the peer has it), the git-annex branch gets a new merge.
+    @Test func aBranchCatchingUpWithAnotherIsLeftOutBesideNewOnes() {
+        // git annex sync: main gets a new commit, synced/main catches up with what main held.
+        let before = ["refs/heads/main": a, "refs/heads/synced/main": b, "refs/heads/git-annex": t]
+        let after = ["refs/heads/main": c, "refs/heads/synced/main": a, "refs/heads/git-annex": t]
+        #expect(RefWatcher.news(from: before, to: after) == [c])
+        // Only held commits moved: they are named all the same (a peer without them fetches).
+        let caughtUp = ["refs/heads/main": a, "refs/heads/synced/main": a, "refs/heads/git-annex": t]
+        #expect(RefWatcher.news(from: before, to: caughtUp) == [a])
+    }
+
+    @Test func aCommitHeldOnlyByARemoteTrackingRefIsNamedWhenABranchTakesIt() {
+        // A sync pull: main fast-forwards to what refs/remotes/peer/main held. It was never
+        // named (no peer fetches remote-tracking refs), so it is now: a client remembering what
+        // it was told must know every SHA a reconnect's first answer lists.
         let before = ["refs/heads/main": a, "refs/heads/git-annex": b, "refs/remotes/peer/main": c]
         let after = ["refs/heads/main": c, "refs/heads/git-annex": t, "refs/remotes/peer/main": c]
-        #expect(RefWatcher.news(from: before, to: after) == [t])
-        // Only known commits moved: they are named all the same (a peer without them fetches).
-        let ffOnly = ["refs/heads/main": c, "refs/heads/git-annex": b, "refs/remotes/peer/main": c]
-        #expect(RefWatcher.news(from: before, to: ffOnly) == [c])
+        #expect(RefWatcher.news(from: before, to: after) == [c, t])
     }
 
     @Test func refsNoPeerFetchesTellNothingAndDeletionsNameNothing() {

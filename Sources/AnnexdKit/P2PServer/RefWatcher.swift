@@ -10,10 +10,12 @@ import Foundation
 /// of what changed. A ref that was deleted is named by nothing (all deleted: an empty CHANGED).
 ///
 /// Only refs a peer fetches count (refs/heads/, refs/tags/: git-annex's default refspec), and
-/// a CHANGED names what is new here when there is any: stock remotedaemon fetches only when
-/// it has none of the SHAs named (RemoteDaemon.Common.checkNewShas), so one SHA it knows
-/// (refs/annex/last-index's tree, a remote-tracking ref's commit, a branch fast-forwarded to
-/// a commit that came from it) beside the new commit would hide the news.
+/// a CHANGED leaves out SHAs those refs already held (named before) when it has others: stock
+/// remotedaemon fetches only when it has none of the SHAs named
+/// (RemoteDaemon.Common.checkNewShas), so one it knows (refs/annex/last-index's tree, which
+/// `git annex add` creates; synced/main catching up with main) beside the new commit would
+/// hide the news. Every SHA a fetched ref takes is still named once, so a client that
+/// remembers what it was told (ChangeMemory) finds a reconnect's full answer known.
 ///
 /// Waiting is event-driven: inotify on the git directory (HEAD, packed-refs) and on
 /// every directory under refs/, with a re-check every few seconds in case an event
@@ -60,13 +62,13 @@ final class RefWatcher {
     static func isFetched(_ ref: String) -> Bool { ref.hasPrefix("refs/heads/") || ref.hasPrefix("refs/tags/") }
 
     /// What a CHANGED names when the refs went from `previous` to `now`: the SHAs of the changed
-    /// fetched refs that no ref held before, or, when all were here before, all of them;
+    /// fetched refs that no fetched ref held before, or, when all were held, all of them;
     /// nil when no fetched ref changed. (Deleted refs name nothing: all deleted, `[]`.)
     static func news(from previous: [String: String], to now: [String: String]) -> [String]? {
         let changed = Set(now.keys).union(previous.keys).filter { isFetched($0) && now[$0] != previous[$0] }
         guard !changed.isEmpty else { return nil }
         let shas = Self.shas(changed.compactMap { now[$0] })
-        let before = Set(previous.values)
+        let before = Set(previous.filter { isFetched($0.key) }.values)
         let fresh = shas.filter { !before.contains($0) }
         return fresh.isEmpty ? shas : fresh
     }
