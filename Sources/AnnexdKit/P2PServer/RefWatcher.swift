@@ -31,6 +31,11 @@ final class RefWatcher {
     private var last: [String: String]?
     /// Milliseconds between re-checks when no event comes.
     let fallbackInterval: Int32 = 5_000
+    /// Microseconds to let a burst of ref updates finish after the first event (each one is a
+    /// lock file renamed; a `git commit` moves one ref, `git annex sync` a few within ms). It
+    /// is added to every change's propagation, so it is short: a ref that moves later is told
+    /// in the next CHANGED.
+    let settleDelay: UInt32 = 20_000
     private var inotifyFD: Int32 = -1
     private var watched: Set<String> = []
     private static let pollRDHUP: Int16 = 0x2000
@@ -110,7 +115,7 @@ final class RefWatcher {
             var buf = [UInt8](repeating: 0, count: 4096)
             while read(inotifyFD, &buf, buf.count) > 0 {}
             addTree(repo.gitDir + "/refs")  // new ref directories
-            usleep(100_000)  // git writes a lock file, then renames it, often several refs in a row
+            usleep(settleDelay)  // git writes a lock file, then renames it, often several refs in a row
         }
     }
 
