@@ -150,6 +150,41 @@ import Testing
         #expect(changed?["refs"]?.arrayValue?.contains(.string(head)) == true, "\(String(describing: changed))")
     }
 
+    /// Stock remotedaemon (serving `a`) and annexd (serving `b`) linked both ways: the stock
+    /// remotedaemon, dialling 127.0.0.1:9050 in the onion network's namespace, keeps a
+    /// NOTIFYCHANGE connection to annexd and fetches annexd's commit; annexd, watching, merges
+    /// the stock side's commit into its current branch.
+    @Test(.enabled(if: getuid() == 0, "stock remotedaemon needs root (a mount namespace for /etc/tor/torrc, a network namespace for its 9050)"),
+          arguments: TestEnvironment.gitAnnexVersions)
+    func stockRemotedaemonAndAnnexdSeeEachOthersCommits(_ annex: TestEnvironment.GitAnnex) throws {
+        let f = try SyncFixture(annex: annex, stockA: true)
+        let stock = try #require(f.stock)
+        try f.linkStockBack()
+        // remotedaemon's own NOTIFYCHANGE to annexd (it sends none before: `a` had no remote).
+        let dialled = SyncFixture.within(15) {
+            ((try? String(contentsOfFile: stock.logPath, encoding: .utf8)) ?? "").contains("P2P > NOTIFYCHANGE")
+        }
+        #expect(dialled != nil, "\(annex): stock remotedaemon never sent NOTIFYCHANGE to annexd")
+
+        // annexd's commit: the stock side has it in refs/remotes/b/main within 10 s, with nothing typed.
+        let fromB = try f.commit("two", in: f.b)
+        let fetched = SyncFixture.within(10) { f.has(fromB, in: "refs/remotes/b/main", of: f.a) }
+        if fetched == nil {
+            let log = ((try? String(contentsOfFile: stock.logPath, encoding: .utf8)) ?? "").split(separator: "\n").suffix(40)
+            Issue.record("\(annex): stock remotedaemon did not fetch annexd's commit within 10 s; its log ends:\n\(log.joined(separator: "\n"))")
+        }
+
+        // Watching on in annexd: the stock side's commit is merged into b's branch within 5 s.
+        let since = try Self.latest(f.daemonB)
+        _ = try f.daemonB.json("repo set --repo \(f.b) --watch on")
+        #expect(try Self.waitFor(f.daemonB, "remote.connected", since: since, timeout: 15) != nil, "\(annex): no remote.connected")
+        _ = try Self.waitFor(f.daemonB, "sync.finished", since: since, timeout: 10)
+        let fromA = try f.commit("three", in: f.a)
+        let merged = SyncFixture.within(5) { f.has(fromA, of: f.b) }
+        #expect(merged != nil, "\(annex): annexd did not merge the stock side's commit within 5 s")
+        print("\(annex): stock remotedaemon fetched annexd's commit in \(fetched ?? -1) s; annexd merged the stock commit in \(merged ?? -1) s")
+    }
+
     @Test func aRemoteWithAnnexSyncFalseIsLeftAlone() throws {
         let f = try TransferFixture(files: ["a": 10])
         try sh("git config remote.peer.annex-sync false", in: f.client)

@@ -9,6 +9,14 @@ import Foundation
 /// annexd's watcher) tells news from a SHA it does not have yet; a ref name would say nothing
 /// of what changed. A ref that was deleted is named by nothing (all deleted: an empty CHANGED).
 ///
+/// Only refs a peer fetches count (refs/heads/, refs/tags/: git-annex's default refspec), and
+/// a CHANGED leaves out SHAs those refs already held (named before) when it has others: stock
+/// remotedaemon fetches only when it has none of the SHAs named
+/// (RemoteDaemon.Common.checkNewShas), so one it knows (refs/annex/last-index's tree, which
+/// `git annex add` creates; synced/main catching up with main) beside the new commit would
+/// hide the news. Every SHA a fetched ref takes is still named once, so a client that
+/// remembers what it was told (ChangeMemory) finds a reconnect's full answer known.
+///
 /// Waiting is event-driven: inotify on the git directory (HEAD, packed-refs) and on
 /// every directory under refs/, with a re-check every few seconds in case an event
 /// is missed (another ref backend, a network filesystem). While it waits it also
@@ -23,6 +31,11 @@ final class RefWatcher {
     private var last: [String: String]?
     /// Milliseconds between re-checks when no event comes.
     let fallbackInterval: Int32 = 5_000
+    /// Microseconds to let a burst of ref updates finish after the first event (each one is a
+    /// lock file renamed; a `git commit` moves one ref, `git annex sync` a few within ms). It
+    /// is added to every change's propagation, so it is short: a ref that moves later is told
+    /// in the next CHANGED.
+    let settleDelay: UInt32 = 20_000
     private var inotifyFD: Int32 = -1
     private var watched: Set<String> = []
     private static let pollRDHUP: Int16 = 0x2000
@@ -33,21 +46,36 @@ final class RefWatcher {
 
     /// The changed refs; `hangup`: the client's connection, watched for its close.
     func waitForChange(hangup: Int32? = nil) throws -> [String] {
-        guard let previous = last else {
+        guard var previous = last else {
             startWatching()
             let now = try refs()
             last = now
-            return Self.shas(now.values)
+            return Self.shas(now.filter { Self.isFetched($0.key) }.values)
         }
         while true {
             let now = try refs()
-            let changed = Set(now.keys).union(previous.keys).filter { now[$0] != previous[$0] }
-            if !changed.isEmpty {
+            if now != previous {
                 last = now
-                return Self.shas(changed.compactMap { now[$0] })
+                if let news = Self.news(from: previous, to: now) { return news }
+                previous = now  // only refs no peer fetches changed: nothing to tell
             }
             try waitForEvent(hangup: hangup)
         }
+    }
+
+    /// Refs a peer's `git fetch` takes (git-annex's remotes: +refs/heads/*; tags come along).
+    static func isFetched(_ ref: String) -> Bool { ref.hasPrefix("refs/heads/") || ref.hasPrefix("refs/tags/") }
+
+    /// What a CHANGED names when the refs went from `previous` to `now`: the SHAs of the changed
+    /// fetched refs that no fetched ref held before, or, when all were held, all of them;
+    /// nil when no fetched ref changed. (Deleted refs name nothing: all deleted, `[]`.)
+    static func news(from previous: [String: String], to now: [String: String]) -> [String]? {
+        let changed = Set(now.keys).union(previous.keys).filter { isFetched($0) && now[$0] != previous[$0] }
+        guard !changed.isEmpty else { return nil }
+        let shas = Self.shas(changed.compactMap { now[$0] })
+        let before = Set(previous.filter { isFetched($0.key) }.values)
+        let fresh = shas.filter { !before.contains($0) }
+        return fresh.isEmpty ? shas : fresh
     }
 
     private func startWatching() {
@@ -87,12 +115,12 @@ final class RefWatcher {
             var buf = [UInt8](repeating: 0, count: 4096)
             while read(inotifyFD, &buf, buf.count) > 0 {}
             addTree(repo.gitDir + "/refs")  // new ref directories
-            usleep(100_000)  // git writes a lock file, then renames it, often several refs in a row
+            usleep(settleDelay)  // git writes a lock file, then renames it, often several refs in a row
         }
     }
 
     /// Each SHA once, sorted (several refs often point at one commit).
-    private static func shas(_ values: some Sequence<String>) -> [String] { Set(values).sorted() }
+    static func shas(_ values: some Sequence<String>) -> [String] { Set(values).sorted() }
 
     private func refs() throws -> [String: String] {
         let out = try Command.output(["git", "for-each-ref", "--format=%(objectname) %(refname)"], cwd: repo.path)

@@ -7,7 +7,11 @@ import Foundation
 /// Stock `git annex remotedaemon` serving a repository as a tor-annex peer, reached through
 /// the onion network's SOCKS stand-in: a fake onion in creds/p2paddrs, /etc/tor/torrc
 /// bind-mounted (root: a mount namespace) so remotedaemon finds its socket, and an address
-/// with a fresh token from `git annex p2p --gen-addresses`.
+/// with a fresh token from `git annex p2p --gen-addresses`. It runs in the onion network's
+/// network namespace, whose 127.0.0.1:9050 (the port stock git-annex hard-codes) is the
+/// stand-in: so it also dials its own tor-annex remotes (NOTIFYCHANGE, then `git fetch`
+/// through git-remote-tor-annex when one changes). It watches the remotes it started with;
+/// `reload()` after linking another.
 final class StockRemotedaemon {
     struct Failed: Error, CustomStringConvertible { let description: String }
     let process: ChildProcess
@@ -34,13 +38,22 @@ final class StockRemotedaemon {
         address = a
         logPath = scratch + "/remotedaemon.log"
         // remotedaemon reads its commands on stdin and stops at EOF: closing our end stops it.
-        process = try ChildProcess(["env", "PATH=\(annex.binDir):/usr/bin:/bin", "unshare", "-m", "sh", "-c",
+        process = try ChildProcess((net.namespace?.argv([]) ?? []) + ["env", "PATH=\(annex.binDir):/usr/bin:/bin", "unshare", "-m", "sh", "-c",
                                     "mount --bind \(scratch)/torrc /etc/tor/torrc && cd \(repo) && exec git annex remotedaemon --foreground \(debug ? "--debug 2>\(logPath)" : "") >/dev/null"],
                                    quietStderr: true)
         let deadline = Date().addingTimeInterval(20)
         while !Posix.exists(socket) && Date() < deadline { usleep(50_000) }
         guard Posix.exists(socket) else { stop(); throw Failed(description: "remotedaemon did not listen on \(socket)") }
         try net.map("\(onion):1234", to: socket)
+    }
+
+    /// Tells remotedaemon to read the git configuration again (RELOAD on its stdin): it then
+    /// connects to the tor-annex remotes added since it started.
+    func reload() throws {
+        let line = Array("RELOAD\n".utf8)
+        guard write(process.stdinFD, line, line.count) == line.count else {
+            throw Failed(description: "could not write RELOAD to remotedaemon: \(String(cString: strerror(errno)))")
+        }
     }
 
     func stop() {

@@ -58,6 +58,26 @@ final class SyncFixture {
         try net.map("\(info["onion"]!.stringValue!):\(info["port"]!.intValue!)", to: info["socket"]!.stringValue!)
     }
 
+    /// Links the stock side (`a`) back to `b` as remote `b`: `git annex p2p --link` with an
+    /// invitation of `b`'s daemon, through the stand-in, then RELOAD, so that its remotedaemon
+    /// (which watches only the remotes it read at start) dials `b` too.
+    func linkStockBack() throws {
+        let rd = try #require(stock, "linkStockBack needs the stock side (stockA: true)")
+        let address = try #require(try daemonB.json("invite --repo \(b) --name a")["address"]?.stringValue)
+        try net.run("echo '\(address)' | git annex p2p --link --name b >/dev/null", in: a, annex: annex)
+        try rd.reload()
+    }
+
+    /// Seconds until `done` held, checked every 50 ms; nil when it did not within `timeout`.
+    static func within(_ timeout: Double, _ done: () throws -> Bool) rethrows -> Double? {
+        let start = Date()
+        repeat {
+            if try done() { return Date().timeIntervalSince(start) }
+            usleep(50_000)
+        } while Date().timeIntervalSince(start) < timeout
+        return nil
+    }
+
     /// sync.run on `d` for `repo`; the whole response (result or error).
     func sync(_ repo: String, on d: Annexd, _ extra: JSONObject = [:]) throws -> JSONValue {
         var params: JSONObject = ["repo": .string(repo)]
