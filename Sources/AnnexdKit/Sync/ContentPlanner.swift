@@ -17,44 +17,49 @@ enum ContentPlanner {
     }
 
     /// The plan for a repository and the peers it syncs content with (each a tor-annex remote
-    /// with a UUID and a name), in the order given.
-    static func plan(_ annex: AnnexRepo, peers: [TransferPeer]) throws -> SyncPlan {
+    /// with a UUID and a name), in the order given; only what `direction` moves is asked for
+    /// (pull: gets and drops here; push: puts and drops from peers).
+    static func plan(_ annex: AnnexRepo, peers: [TransferPeer], direction: SyncDirection = .both) throws -> SyncPlan {
         var actions: [SyncAction] = [], unavailable: [SyncAction] = []
+        let safety = "; dropped only if numcopies and mincopies are still met without this copy"
+        let hereWants = direction.pulls ? try wanted("here", in: annex) : nil
 
         // Gets: wanted here, not here; from a peer the location log says has it.
-        let hereWants = try wanted("here", in: annex)
-        let gets = try matching((hereWants == nil ? [] : ["--want-get"]) + ["--not", "--in=here"], in: annex)
-        let locations = try AnnexQueries.locations(of: gets.map(\.key), in: annex)
-        for item in gets {
-            let holders = Set(locations[item.key.serialized] ?? [])
+        if direction.pulls {
+            let gets = try matching((hereWants == nil ? [] : ["--want-get"]) + ["--not", "--in=here"], in: annex)
+            let locations = try AnnexQueries.locations(of: gets.map(\.key), in: annex)
             let reason = wants("here", hereWants)
-            if let source = peers.first(where: { holders.contains($0.uuid) }) {
-                actions.append(action(.get, item, source, reason))
-            } else {
-                unavailable.append(action(.get, item, nil, reason + "; none of the peers synced with has a copy"))
+            for item in gets {
+                let holders = Set(locations[item.key.serialized] ?? [])
+                if let source = peers.first(where: { holders.contains($0.uuid) }) {
+                    actions.append(action(.get, item, source, reason))
+                } else {
+                    unavailable.append(action(.get, item, nil, reason + "; none of the peers synced with has a copy"))
+                }
             }
         }
 
         // Puts: here, not on the peer, and the peer wants it.
-        for peer in peers {
-            let ref = try remoteName(peer)
-            let expression = try wanted(ref, in: annex)
-            let reason = wants(ref, expression)
-            for item in try matching((expression == nil ? [] : ["--want-get-by=\(ref)"]) + ["--in=here", "--not", "--in=\(ref)"], in: annex) {
-                actions.append(action(.put, item, peer, reason))
+        var peerWants: [(peer: TransferPeer, ref: String, expression: String?)] = []
+        if direction.pushes {
+            for peer in peers {
+                let ref = try remoteName(peer)
+                let expression = try wanted(ref, in: annex)
+                peerWants.append((peer, ref, expression))
+                for item in try matching((expression == nil ? [] : ["--want-get-by=\(ref)"]) + ["--in=here", "--not", "--in=\(ref)"], in: annex) {
+                    actions.append(action(.put, item, peer, wants(ref, expression)))
+                }
             }
         }
 
         // Drops: content that is not wanted where it is (only through the safe drop).
-        let safety = "; dropped only if numcopies and mincopies are still met without this copy"
         if let hereWants {
             for item in try matching(["--want-drop", "--in=here"], in: annex) {
                 actions.append(action(.drop, item, nil, doesNotWant("here", hereWants) + safety))
             }
         }
-        for peer in peers {
-            let ref = try remoteName(peer)
-            guard let expression = try wanted(ref, in: annex) else { continue }
+        for (peer, ref, expression) in peerWants {
+            guard let expression else { continue }
             for item in try matching(["--want-drop-by=\(ref)", "--in=\(ref)"], in: annex) {
                 actions.append(action(.drop, item, peer, doesNotWant(ref, expression) + safety))
             }

@@ -23,23 +23,15 @@ public final class ContentSyncService: Sendable {
         return try await plan(repo, peers: try SyncService.peers(of: repo, named: p.peers, linking: linking))
     }
 
-    func plan(_ repo: Registry.Repo, peers: [TransferPeer]) async throws -> SyncPlan {
+    func plan(_ repo: Registry.Repo, peers: [TransferPeer], direction: SyncDirection = .both) async throws -> SyncPlan {
         let annex = try repos.openRepo(repo)
-        return try await Blocking.run { try ContentPlanner.plan(annex, peers: peers) }
+        return try await Blocking.run { try ContentPlanner.plan(annex, peers: peers, direction: direction) }
     }
 
     /// The content part of a sync with `peers`: the plan, only what `direction` moves (pull:
     /// gets and drops here; push: puts and drops from peers), carried out.
     func sync(_ repo: Registry.Repo, peers: [TransferPeer], direction: SyncDirection) async throws -> SyncContentResult {
-        var p = try await plan(repo, peers: peers)
-        p.actions = p.actions.filter { a in
-            switch a.action {
-            case .get: direction.pulls
-            case .put: direction.pushes
-            case .drop: a.peer == nil ? direction.pulls : direction.pushes
-            }
-        }
-        return try await perform(p, in: repo)
+        try await perform(try await plan(repo, peers: peers, direction: direction), in: repo)
     }
 
     /// Queues the plan's gets and puts, waits (up to `settleTimeout`) for the transfers of keys

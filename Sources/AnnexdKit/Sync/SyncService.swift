@@ -131,19 +131,12 @@ public final class SyncService: Sendable {
         try remotes(of: repo, named: named, linking: linking).compactMap { r in r.uuid.map { TransferPeer(uuid: $0, name: r.name) } }
     }
 
-    /// The remotes with the settings that leave them out of a sync (`--bool`, as git-annex reads them).
+    /// The remotes with the settings that leave them out of a sync (read as the watcher reads them).
     static func remoteSettings(_ remotes: [RemoteInfo], repo: Registry.Repo) -> [SyncRules.Remote] {
-        let out = (try? Command.output(["git", "config", "--bool", "--get-regexp", "^remote\\..*\\.annex-(ignore|sync)$"], cwd: repo.path)) ?? ""
-        var ignored: Set<String> = [], disabled: Set<String> = []
-        for line in out.split(separator: "\n") {
-            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
-            guard parts.count == 2, parts[0].hasPrefix("remote.") else { continue }
-            if parts[0].hasSuffix(".annex-ignore"), parts[1] == "true" {
-                ignored.insert(String(parts[0].dropFirst("remote.".count).dropLast(".annex-ignore".count)))
-            } else if parts[0].hasSuffix(".annex-sync"), parts[1] == "false" {
-                disabled.insert(String(parts[0].dropFirst("remote.".count).dropLast(".annex-sync".count)))
-            }
+        let git = WatchGitConfig.read(repo.path)
+        return remotes.map {
+            SyncRules.Remote(info: $0, ignored: git.remoteIgnore[$0.name.lowercased()] == true,
+                             syncDisabled: git.remoteSync[$0.name.lowercased()] == false)
         }
-        return remotes.map { SyncRules.Remote(info: $0, ignored: ignored.contains($0.name), syncDisabled: disabled.contains($0.name)) }
     }
 }

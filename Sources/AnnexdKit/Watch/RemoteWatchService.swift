@@ -100,7 +100,7 @@ public final class RemoteWatchService: Sendable {
 
     /// repo.info's `settings`: the effective values and each remote's watch state.
     func settings(of repo: Registry.Repo) -> RepoSettings {
-        let git = Self.gitConfig(repo.path)
+        let git = WatchGitConfig.read(repo.path)
         var s = RepoSettingsStore.effective(settings.overrides(repo.uuid), git: git)
         s.remotes = linking.remotes(of: repo).map { r in
             let skipped = git.skipReason(remote: r.name) ?? (s.watch ? nil : "watch off")
@@ -141,7 +141,7 @@ public final class RemoteWatchService: Sendable {
 
     /// The remotes of `repo` to watch (one git run when watching is off).
     private func targets(_ repo: Registry.Repo) -> [Target] {
-        let git = Self.gitConfig(repo.path)
+        let git = WatchGitConfig.read(repo.path)
         guard RepoSettingsStore.effective(settings.overrides(repo.uuid), git: git).watch else { return [] }
         return linking.remotes(of: repo).filter { git.skipReason(remote: $0.name) == nil }.map {
             Target(repo: repo.uuid, remote: $0.name, address: $0.address, uuid: $0.uuid)
@@ -184,10 +184,5 @@ public final class RemoteWatchService: Sendable {
         }
         done.wait()
         return box.withLock { $0! }
-    }
-
-    static func gitConfig(_ path: String) -> WatchGitConfig {
-        let out = (try? Command.output(["git", "config", "--get-regexp", WatchGitConfig.pattern], cwd: path)) ?? ""
-        return WatchGitConfig(listing: out)
     }
 }

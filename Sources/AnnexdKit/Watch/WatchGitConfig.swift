@@ -15,6 +15,11 @@ struct WatchGitConfig: Sendable, Equatable {
 
     init() {}
 
+    /// The repository's settings, as git config lists them now.
+    static func read(_ repoPath: String) -> WatchGitConfig {
+        WatchGitConfig(listing: (try? Command.output(["git", "config", "--get-regexp", pattern], cwd: repoPath)) ?? "")
+    }
+
     /// From `git config --get-regexp` output ("name value" lines; a name alone is true, as in git).
     init(listing: String) {
         for line in listing.split(separator: "\n") {
