@@ -7,7 +7,7 @@ SWIFT ?= swift
 CONFIG ?= debug
 BUILD_DIR := .build/$(CONFIG)
 VENV := .venv
-APT_PACKAGES := libsodium-dev libjansson-dev git git-annex tor socat jq python3-venv pkg-config time iproute2 openssl
+APT_PACKAGES := libsodium-dev libjansson-dev git git-annex tor socat jq python3-venv pkg-config time iproute2 openssl libdbus-1-dev dbus python3-dbusmock emacs-nox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests and benchmarks make commits in scratch repositories; a clean CI machine has no git identity.
 export GIT_AUTHOR_NAME ?= annexd tests
