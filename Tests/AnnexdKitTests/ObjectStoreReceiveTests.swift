@@ -92,4 +92,34 @@ import Testing
         try repo.store.commit(second)
         #expect(FileManager.default.contents(atPath: try #require(repo.store.contentPath(key))) == Data(content))
     }
+
+    /// A read that fails part way through a pipeline buffer (here: the socket's receive timeout,
+    /// as a stalled peer) keeps every byte that arrived before it, so a resume asks only for the rest.
+    @Test func aReadErrorMidBufferKeepsWhatArrived() throws {
+        let repo = try Repo()
+        let size = 6 << 20, cut = (1 << 20) + 12345
+        let content = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+        let key = try Self.key(for: content)
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
+        var timeout = timeval(tv_sec: 0, tv_usec: 300_000)
+        #expect(setsockopt(fds[0], SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0)
+        let writeFD = fds[1]
+        let released = DispatchSemaphore(value: 0)
+        Thread {
+            content[..<cut].withUnsafeBytes { try? Posix.writeAll(fd: writeFD, $0, what: "test socket") }
+            released.wait()
+            close(writeFD)
+        }.start()
+        defer { released.signal(); close(fds[0]) }
+        let incoming = try repo.store.beginReceive(key, offset: 0)
+        let conn = FDConnection(readFD: fds[0], writeFD: -1)
+        #expect(throws: SystemError.self) { try incoming.receive(from: conn, count: Int64(size)) }
+        incoming.closeFile()
+        #expect(repo.store.partialSize(key) == Int64(cut))
+        let second = try repo.store.beginReceive(key, offset: Int64(cut))
+        #expect(try receive(Array(content[cut...]), into: second, announced: Int64(size - cut)) == Int64(size - cut))
+        try repo.store.commit(second)
+        #expect(FileManager.default.contents(atPath: try #require(repo.store.contentPath(key))) == Data(content))
+    }
 }
