@@ -4,6 +4,9 @@
 //   annexd-bench rpc-latency SOCKET [N]
 //       N sequential `daemon.status` calls on one connection (a compiled client, so the
 //       numbers are the server's, not a scripting runtime's): prints p50 and p99 in µs and req/s.
+//   annexd-bench rpc-load SOCKET CONNECTIONS SECONDS [THREADS]
+//       CONNECTIONS connections each with one `daemon.status` in flight (RPCLoad.swift):
+//       prints p50 and p99 in µs and req/s.
 //   annexd-bench get LOCALREPO KEY -- SERVER-COMMAND...
 //       annexd's P2P client gets KEY into LOCALREPO from SERVER-COMMAND (verified):
 //       prints seconds and MB/s.
@@ -87,6 +90,11 @@ case "rpc-latency":
     let total = now() - start
     samples.sort()
     print(String(format: "%.1f %.1f %.0f", samples[samples.count / 2], samples[samples.count * 99 / 100], Double(n + warmup) / total))
+case "rpc-load":
+    guard args.count >= 4, let c = Int(args[2]), c > 0, let secs = Double(args[3]), secs > 0 else {
+        fail("usage: annexd-bench rpc-load SOCKET CONNECTIONS SECONDS [THREADS]")
+    }
+    print(RPCLoad.run(socket: args[1], connections: c, seconds: secs, threads: args.count > 4 ? Int(args[4]) ?? 2 : 2))
 default:
-    fail("usage: annexd-bench sha256 FILE | get LOCALREPO KEY -- SERVER-COMMAND...")
+    fail("usage: annexd-bench sha256 FILE | rpc-latency SOCKET [N] | rpc-load SOCKET CONNECTIONS SECONDS [THREADS] | get LOCALREPO KEY -- SERVER-COMMAND...")
 }
