@@ -122,6 +122,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         Posix.tuneMalloc(arenas: 2, mmapThreshold: 128 << 10)
+        Posix.raiseFileLimit()
         let level = Logger.Level(rawValue: logLevel)!
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)

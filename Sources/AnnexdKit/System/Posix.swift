@@ -115,4 +115,23 @@ extension Posix {
     public static func tuneMalloc(arenas: Int32, mmapThreshold: Int32) {
         _ = annexd_tune_malloc(arenas, mmapThreshold)
     }
+
+    /// Raises the soft limit on open files to the hard limit, as a server that holds a
+    /// descriptor per connection should (systemd's default soft limit is 1024, its hard limit
+    /// far higher; annexd's own connection limits stay the bound). Returns the soft limit now.
+    @discardableResult
+    public static func raiseFileLimit() -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(RLIMIT_NOFILE_VALUE, &raised) == 0 { return UInt64(raised.rlim_cur) }
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
+    #if canImport(Glibc)
+    private static let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    #endif
 }

@@ -1,0 +1,29 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import AnnexdKit
+@testable import Shared
+
+/// The daemon's own resource limits: started with systemd's default soft limit on open files
+/// (1024) it raises it to the hard limit, so its own connection limits (1024 RPC connections,
+/// 256 P2P connections per repository, …) are what bounds it, not EMFILE.
+@Suite(.timeLimit(.minutes(2))) struct DaemonLimitsTests {
+    /// The soft and hard "Max open files" of a process, from /proc/PID/limits.
+    static func openFileLimits(of pid: Int32) throws -> (soft: String, hard: String) {
+        let text = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+        let fields = line.dropFirst("Max open files".count).split(separator: " ")
+        return (String(fields[0]), String(fields[1]))
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs /usr/bin/prlimit (util-linux)"))
+    func softOpenFileLimitIsRaisedToTheHardLimit() throws {
+        let d = try DaemonProcess(wrapper: ["/usr/bin/prlimit", "--nofile=1024:4096"])
+        let limits = try Self.openFileLimits(of: d.pid)
+        #expect(limits.hard == "4096", "\(limits)")
+        #expect(limits.soft == "4096", "annexd kept the soft limit \(limits.soft)")
+        _ = try d.call("daemon.status")
+    }
+}
