@@ -7,6 +7,9 @@
 //   annexd-bench rpc-load SOCKET CONNECTIONS SECONDS [THREADS]
 //       CONNECTIONS connections each with one `daemon.status` in flight (RPCLoad.swift):
 //       prints p50 and p99 in µs and req/s.
+//   annexd-bench p2p-load SOCKET TOKEN REPO KEYSFILE CONNECTIONS SECONDS
+//       CONNECTIONS authenticated P2P peers getting keys at once (P2PLoad.swift): prints
+//       gets, p50 and p99 in ms, MB/s and failures.
 //   annexd-bench get LOCALREPO KEY -- SERVER-COMMAND...
 //       annexd's P2P client gets KEY into LOCALREPO from SERVER-COMMAND (verified):
 //       prints seconds and MB/s.
@@ -95,6 +98,12 @@ case "rpc-load":
         fail("usage: annexd-bench rpc-load SOCKET CONNECTIONS SECONDS [THREADS]")
     }
     print(RPCLoad.run(socket: args[1], connections: c, seconds: secs, threads: args.count > 4 ? Int(args[4]) ?? 2 : 2))
+case "p2p-load":
+    guard args.count == 7, let c = Int(args[5]), c > 0, let secs = Double(args[6]), secs > 0 else {
+        fail("usage: annexd-bench p2p-load SOCKET TOKEN REPO KEYSFILE CONNECTIONS SECONDS")
+    }
+    Posix.ignoreSIGPIPE()
+    print(P2PLoad.run(socket: args[1], token: args[2], repo: args[3], keysFile: args[4], connections: c, seconds: secs))
 default:
-    fail("usage: annexd-bench sha256 FILE | rpc-latency SOCKET [N] | rpc-load SOCKET CONNECTIONS SECONDS [THREADS] | get LOCALREPO KEY -- SERVER-COMMAND...")
+    fail("usage: annexd-bench sha256 FILE | p2p-load SOCKET TOKEN REPO KEYSFILE CONNECTIONS SECONDS | rpc-latency SOCKET [N] | rpc-load SOCKET CONNECTIONS SECONDS [THREADS] | get LOCALREPO KEY -- SERVER-COMMAND...")
 }

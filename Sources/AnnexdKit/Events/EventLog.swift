@@ -4,9 +4,9 @@ import Synchronization
 
 /// The daemon's event stream: every event gets the next id (gapless, from 1,
 /// within one boot) and the boot id; the last `capacity` events are kept so a
-/// consumer can resume with `since`. Subscribers get events through a bounded
-/// queue; one that falls behind is told where to resume and dropped, never
-/// silently skipped.
+/// consumer can resume with `since`. A subscriber that cannot take an event is told
+/// where to resume and dropped, never silently skipped; RPC clients pull at their own
+/// pace from the ring (`EventFeed`) and overflow only when it has moved past them.
 public final class EventLog: Sendable {
     /// An event as kept and delivered: its envelope, and the JSON-RPC `event` notification
     /// that carries it, serialized once when published (the ring keeps bytes, not a JSON tree,
@@ -59,6 +59,9 @@ public final class EventLog: Sendable {
         var nextSubscriber: UInt64 = 1
     }
     private let state: Mutex<State>
+    /// The latest id, readable without the lock (a feed checks it while holding its own lock,
+    /// which publishing takes inside this log's).
+    private let latest = Atomic<UInt64>(0)
 
     public init(capacity: Int = 4096, boot: String = UUID().uuidString.lowercased()) {
         self.capacity = capacity
@@ -91,6 +94,7 @@ public final class EventLog: Sendable {
         let event: Event = state.withLock { s in
             let e = Event(id: s.nextID, boot: boot, type: type, fields: fields, time: Date().timeIntervalSince1970)
             s.nextID += 1
+            latest.store(e.id, ordering: .releasing)
             if s.ring.count < capacity {
                 s.ring.append(e)
             } else {
@@ -109,7 +113,40 @@ public final class EventLog: Sendable {
         return event
     }
 
-    public var latestID: UInt64 { state.withLock { $0.nextID - 1 } }
+    public var latestID: UInt64 { latest.load(ordering: .acquiring) }
+
+    /// What the ring still holds after an id.
+    public enum Kept: Sendable, Equatable {
+        /// Kept events after the id (those of `types`, at most about `maxBytes` of them but at
+        /// least one), and the id of the last event looked at, wanted or not.
+        case events([Event], scannedTo: UInt64)
+        /// Events right after the id are gone from the ring; `oldest` is the first one kept.
+        case evicted(oldest: UInt64)
+    }
+
+    /// Kept events after `id`, for a subscriber pulling at its own pace (`EventFeed`).
+    public func kept(after id: UInt64, types: Set<String>?, maxBytes: Int) -> Kept {
+        state.withLock { s in
+            let count = s.ring.count
+            guard count > 0 else { return .events([], scannedTo: id) }
+            let oldest = s.ring[s.start].id
+            if id + 1 < oldest { return .evicted(oldest: oldest) }
+            var found: [Event] = []
+            var bytes = 0, scanned = id
+            var k = Int(id + 1 - oldest)
+            while k < count {
+                let e = s.ring[(s.start + k) % count]
+                if types?.contains(e.type) ?? true {
+                    if !found.isEmpty && bytes + e.notification.count > maxBytes { break }
+                    found.append(e)
+                    bytes += e.notification.count
+                }
+                scanned = e.id
+                k += 1
+            }
+            return .events(found, scannedTo: scanned)
+        }
+    }
 
     /// Replays events after `since` (all kept events when nil), then streams new
     /// ones; replay and registration happen atomically, so nothing falls between.

@@ -2,8 +2,8 @@ import Foundation
 import Shared
 
 /// `events.subscribe`: a snapshot (without `since`) or the kept events after `since`, then
-/// live events, as `event` notifications on the caller's connection; a subscriber that falls
-/// behind gets `event.overflow` with where to resume.
+/// live events, as `event` notifications on the caller's connection, paced by the reader
+/// (`EventFeed`); a subscriber that falls behind the ring gets `event.overflow` with where to resume.
 enum EventSubscriptions {
     static func subscribe(_ params: EventsSubscribe.Params, _ caller: RPCCaller, _ daemon: Daemon) throws -> EventsSubscribe.Result {
         let events = daemon.events
@@ -22,17 +22,17 @@ enum EventSubscriptions {
         let snapshot = params.since == nil ? try snapshot(daemon, latest: latest) : nil
         let from = params.since.map(UInt64.init) ?? latest
         conn.afterReply {
-            if let snapshot { _ = conn.notify(snapshot) }
+            let feed = conn.makeFeed(log: events, after: from, types: types)
+            if let snapshot { feed.send(snapshot) }
             do {
                 let id = try events.subscribe(since: from, types: types) { delivery in
                     switch delivery {
-                    case .event(let e): return conn.notify(e.notification)
-                    case .overflow(let resume):
-                        conn.write(overflow(resumeFrom: resume, boot: events.boot, "this client fell behind; resubscribe with since to continue"))
-                        return false
+                    case .event(let e): return feed.offer(e)
+                    // The feed wrote its own overflow before refusing an event.
+                    case .overflow: return false
                     }
                 }
-                if let old = conn.setSubscription(id) { events.unsubscribe(old) }
+                if let old = conn.setSubscription((id, feed)) { events.unsubscribe(old) }
             } catch {
                 conn.write(overflow(resumeFrom: from, boot: events.boot,
                                     "events after \(from) are no longer kept (\(error)); resubscribe without since for a snapshot"))

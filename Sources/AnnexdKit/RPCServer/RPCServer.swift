@@ -17,10 +17,7 @@ public struct RPCCaller: Sendable {
 /// One client connection: replies and event notifications are written through it.
 public final class RPCConnection: @unchecked Sendable {
     let channel: Channel
-    /// Notifications queued but not yet written; past `maxPending` the subscriber is cut off.
-    private let pending = Atomic<Int>(0)
-    static let maxPending = 10_000
-    private let subscription = Mutex<UInt64?>(nil)
+    private let subscription = Mutex<(id: UInt64, feed: EventFeed)?>(nil)
 
     init(channel: Channel) { self.channel = channel }
 
@@ -31,19 +28,20 @@ public final class RPCConnection: @unchecked Sendable {
         channel.writeAndFlush(buf, promise: nil)
     }
 
-    /// Queues an event notification; false when this client has fallen too far behind.
-    public func notify(_ bytes: [UInt8]) -> Bool {
-        guard pending.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxPending else {
-            pending.wrappingSubtract(1, ordering: .relaxed)
-            return false
+    /// A feed of events for this connection, after `cursor`: its writes go out in call order
+    /// (always through the event loop's queue) and report when they have left.
+    func makeFeed(log: EventLog, after cursor: UInt64, types: Set<String>?) -> EventFeed {
+        let channel = self.channel
+        return EventFeed(log: log, after: cursor, types: types) { bytes, written in
+            channel.eventLoop.execute {
+                var buf = channel.allocator.buffer(capacity: bytes.count + 1)
+                buf.writeBytes(bytes)
+                buf.writeInteger(UInt8(ascii: "\n"))
+                let promise = channel.eventLoop.makePromise(of: Void.self)
+                promise.futureResult.whenComplete { _ in written() }
+                channel.writeAndFlush(buf, promise: promise)
+            }
         }
-        var buf = channel.allocator.buffer(capacity: bytes.count + 1)
-        buf.writeBytes(bytes)
-        buf.writeInteger(UInt8(ascii: "\n"))
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { [self] _ in pending.wrappingSubtract(1, ordering: .relaxed) }
-        channel.writeAndFlush(buf, promise: promise)
-        return true
     }
 
     private let afterReply = Mutex<[@Sendable () -> Void]>([])
@@ -85,9 +83,12 @@ public final class RPCConnection: @unchecked Sendable {
         for w in work { w() }
     }
 
-    /// The event subscription of this connection (one at a time).
-    public func setSubscription(_ id: UInt64?) -> UInt64? {
-        subscription.withLock { old in defer { old = id }; return old }
+    /// The event subscription of this connection (one at a time): sets it, returning the one
+    /// it replaces (whose feed is ended).
+    func setSubscription(_ new: (id: UInt64, feed: EventFeed)?) -> UInt64? {
+        let old = subscription.withLock { old in defer { old = new }; return old }
+        old?.feed.end()
+        return old?.id
     }
 
     public func close() { channel.close(promise: nil) }
