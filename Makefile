@@ -81,6 +81,7 @@ bench: test-deps
 	$(if $(filter 0,$(shell id -u)),scripts/bench-pair,$(SUDO) env ANNEXD=$(CURDIR)/.build/release/annexd scripts/bench-pair)
 	$(if $(filter 0,$(shell id -u)),scripts/bench-transfers,$(SUDO) env ANNEXD=$(CURDIR)/.build/release/annexd scripts/bench-transfers)
 	$(if $(filter 0,$(shell id -u)),scripts/bench-sync,$(SUDO) env ANNEXD=$(CURDIR)/.build/release/annexd scripts/bench-sync)
+	scripts/bench-load
 
 # contrib/openrpc.json and docs/API.md from the RPC method registry and the event catalogue
 # (a test fails when they differ).
