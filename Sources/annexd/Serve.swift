@@ -67,10 +67,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Unfinished transfers that may wait at once; transfer.start past it is refused (queue_full).")
+    var maxQueuedTransfers: Int = 100_000
+
     @Option(help: .hidden)
     var authFailureDelay: Double?
 
     func validate() throws {
+        guard maxQueuedTransfers > 0 else { throw ValidationError("--max-queued-transfers must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -146,6 +150,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         config.wormhole = try wormholeConfiguration()
+        config.maxQueuedTransfers = maxQueuedTransfers
         if let authFailureDelay {
             // For tests: the longest delay after a failed AUTH (default 2 s).
             config.listenerLimits.maxFailureDelay = authFailureDelay

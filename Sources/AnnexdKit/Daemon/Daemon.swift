@@ -63,7 +63,8 @@ public final class Daemon: Sendable {
         linking = LinkingService(repos: repos, creds: creds, events: events, dialer: dialer)
         pairing = PairingService(repos: repos, peers: peers, linking: linking, events: events, wormhole: config.wormhole, tor: tor)
         torEnable = TorEnableService(repos: repos, creds: creds, events: events, runner: config.torHelper)
-        transfers = TransferService(repos: repos, linking: linking, dialer: dialer, events: events, stateDir: config.stateDir, logger: logger)
+        transfers = TransferService(repos: repos, linking: linking, dialer: dialer, events: events, stateDir: config.stateDir, logger: logger,
+                                    maxUnfinished: config.maxQueuedTransfers)
         drops = DropService(repos: repos, linking: linking, dialer: dialer)
         contentSync = ContentSyncService(repos: repos, linking: linking, transfers: transfers, drops: drops)
         sync = SyncService(repos: repos, linking: linking, dialer: dialer, events: events, executable: config.executable,

@@ -12,6 +12,8 @@ extension Daemon {
         public var socksExplicit = false
         /// Limits of every repository's P2P listener (AUTH delays, connection caps).
         public var listenerLimits = P2PListener.Limits()
+        /// Unfinished transfers that may wait at once (`queue_full` past it).
+        public var maxQueuedTransfers = 100_000
         /// Reconnect delays and debouncing of watched remotes.
         public var watchTiming = RemoteWatchService.Timing()
         /// The tor manager's settings when `tor` is not `none`.

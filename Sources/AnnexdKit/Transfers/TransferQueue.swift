@@ -59,6 +59,9 @@ struct TransferQueue: Sendable {
 
     subscript(id: String) -> Entry? { entries[id] }
 
+    /// Transfers not yet done, failed for good or canceled.
+    var unfinishedCount: Int { entries.values.reduce(0) { $0 + ($1.info.state.isFinal ? 0 : 1) } }
+
     /// Adds a transfer, or returns the one with the same identity (queued again if it had ended).
     mutating func enqueue(repo: String, repoUUID: String, direction: TransferDirection, key: String, file: String?,
                           size: Int64?, candidates: [TransferPeer], now: Double) -> (info: TransferInfo, isNew: Bool) {

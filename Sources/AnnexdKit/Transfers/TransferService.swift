@@ -15,11 +15,13 @@ public final class TransferService: Sendable {
         case notFound(id: String)
         case invalid(code: String, message: String)
         case unknownPeer(String, repo: String)
+        case queueFull(unfinished: Int, asked: Int, limit: Int)
 
         public var kind: FailureKind {
             switch self {
             case .notFound, .unknownPeer: .notFound
             case .invalid: .invalidArgument
+            case .queueFull: .busy
             }
         }
         public var reason: String {
@@ -27,6 +29,7 @@ public final class TransferService: Sendable {
             case .notFound: "transfer_not_found"
             case .invalid(let code, _): code
             case .unknownPeer: "remote_not_found"
+            case .queueFull: "queue_full"
             }
         }
         public var description: String {
@@ -34,6 +37,9 @@ public final class TransferService: Sendable {
             case .notFound(let id): "no transfer \(id): `annex-cli transfers` lists them (finished ones are forgotten after a while)"
             case .invalid(_, let message): message
             case .unknownPeer(let peer, let repo): "\(repo) has no tor-annex remote named \(peer) or with that UUID; `annex-cli remote list` shows them"
+            case .queueFull(let unfinished, let asked, let limit):
+                "annexd already has \(unfinished) unfinished transfers and at most \(limit) may wait (annexd --max-queued-transfers); " +
+                    "these \(asked) were not queued: ask again when some have finished, or cancel some (`annex-cli cancel --all`)"
             }
         }
     }
@@ -55,7 +61,13 @@ public final class TransferService: Sendable {
     /// Each repository's git config for transfers (annex.jobs, annex.retry…), read when transfers are queued.
     private let gitConfigs = Mutex<[String: TransferGitConfig]>([:])
 
-    init(repos: RepositoryService, linking: LinkingService, dialer: PeerDialer, events: EventLog, stateDir: String, logger: Logger) {
+    /// At most this many unfinished transfers (queued, active, paused) at once; a start that
+    /// would go past it is refused whole with `queue_full`.
+    let maxUnfinished: Int
+
+    init(repos: RepositoryService, linking: LinkingService, dialer: PeerDialer, events: EventLog, stateDir: String, logger: Logger,
+         maxUnfinished: Int = 100_000) {
+        self.maxUnfinished = maxUnfinished
         self.repos = repos
         self.linking = linking
         self.dialer = dialer
@@ -119,7 +131,11 @@ public final class TransferService: Sendable {
             ? ((try? await Blocking.run { try AnnexQueries.locations(of: wanted.map(\.key), in: annex) }) ?? [:]) : [:]
         let now = Self.now()
         var infos: [TransferInfo] = [], queued: [TransferInfo] = []
-        queue.withLock { q in
+        try queue.withLock { q in
+            let unfinished = q.unfinishedCount
+            if unfinished + wanted.count > maxUnfinished {
+                throw TransferError.queueFull(unfinished: unfinished, asked: wanted.count, limit: maxUnfinished)
+            }
             for item in wanted {
                 let candidates: [TransferPeer]
                 if let only { candidates = [only] } else {

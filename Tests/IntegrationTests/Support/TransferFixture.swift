@@ -26,11 +26,12 @@ final class TransferFixture {
 
     /// `files`: name → size in random bytes, added to the server (locked). `stockDebug`: the
     /// stock remotedaemon logs the P2P messages it exchanges (`stock.logPath`).
+    /// `daemonArguments`: more options for the client's annexd.
     init(files: [String: Int], annex: TestEnvironment.GitAnnex = TestEnvironment.gitAnnexVersions[0], serveWithAnnexd: Bool = true,
-         stockDebug: Bool = false) throws {
+         stockDebug: Bool = false, daemonArguments: [String] = []) throws {
         self.annex = annex
         net = try OnionNetwork()
-        daemon = try Annexd(net: net)
+        daemon = try Annexd(extra: daemonArguments, net: net)
         var script = "git init -q server && cd server && git annex init -q server\n"
         for (name, size) in files.sorted(by: { $0.key < $1.key }) { script += "head -c \(size) /dev/urandom > \(name)\n" }
         script += "git annex add -q . && git commit -qm files\n"
