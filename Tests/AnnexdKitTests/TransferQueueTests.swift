@@ -154,4 +154,15 @@ import Testing
         let after = q.startNext(now: 0, limits: .init())
         #expect(after?.info.id == id)
     }
+
+    @Test func finishedTransfersAreForgottenOldestFirstPastTheKeptNumber() {
+        var q = TransferQueue()
+        let n = TransferQueue.keepFinished + 5
+        let ids = (0..<n).map { enqueue(&q, "K\($0)").id }
+        let waiting = enqueue(&q, "waiting").id
+        for id in ids { q.finish(id) }
+        #expect(q.order.count == TransferQueue.keepFinished + 1)
+        #expect(q.order.first == ids[5] && q.order.contains(waiting))
+        #expect(q.unfinishedCount == 1)
+    }
 }
