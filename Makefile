@@ -15,7 +15,7 @@ export GIT_AUTHOR_EMAIL ?= tests@annexd.invalid
 export GIT_COMMITTER_NAME ?= annexd tests
 export GIT_COMMITTER_EMAIL ?= tests@annexd.invalid
 
-.PHONY: all deps test-deps build release run demo demo-stdio test test-fast test-integration bench install install-tor-helper openrpc clean
+.PHONY: all deps test-deps build release run demo demo-stdio test test-fast test-integration test-sanitizers bench install install-tor-helper openrpc clean
 
 all: build
 
@@ -72,6 +72,10 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(ASYNC_SUITES)'
 	$(ONLY_LO) $(SWIFT) test --skip-build --filter '$(ASYNC_SUITES)'
+
+# The suite under AddressSanitizer, then ThreadSanitizer (scripts/test-sanitizers says how).
+test-sanitizers: test-deps
+	ASYNC_SUITES='$(ASYNC_SUITES)' SWIFT=$(SWIFT) scripts/test-sanitizers
 
 bench: test-deps
 	$(SWIFT) build -c release
