@@ -201,14 +201,16 @@ Interactively, REPO is read among annexd's repositories."
 
 (defun annexd--peers-read ()
   "Fill this buffer from remote.list and peer.list."
-  (let ((params `((repo . ,annexd--peers-repo))))
+  (let* ((params `((repo . ,annexd--peers-repo)))
+         (watched (alist-get 'remotes (alist-get 'settings (annexd-call "repo.info" params)))))
     (setq tabulated-list-entries
           (append
            (mapcar (lambda (r)
                      (let-alist r
                        (list (cons 'remote .name)
                              (vector .name "remote"
-                                     (gethash .name annexd--remote-states "not watched (yet)")
+                                     (gethash .name annexd--remote-states
+                                              (annexd--watch-state .name watched))
                                      (format "%s %s" (or .uuid "") (or .address ""))))))
                    (alist-get 'remotes (annexd-call "remote.list" params)))
            (mapcar (lambda (p)
@@ -217,6 +219,12 @@ Interactively, REPO is read among annexd's repositories."
                              (vector .name "peer" (or .access "")
                                      (if .created (format-time-string "token made %F %R" (seconds-to-time .created)) "")))))
                    (alist-get 'peers (annexd-call "peer.list" params)))))))
+
+(defun annexd--watch-state (name watched)
+  "The state of remote NAME before any event: WATCHED is repo.info's remotes."
+  (if (alist-get 'watched (cl-find name watched :key (lambda (r) (alist-get 'name r)) :test #'equal))
+      "watched (no news yet)"
+    "not watched"))
 
 (defun annexd--peers-on-event (event)
   "Update the peers buffers from EVENT."
