@@ -1,15 +1,10 @@
 ;;; annexd-buffers.el --- annexd's transfers and peers in buffers  -*- lexical-binding: t; -*-
 
-;; Author: annexd contributors
-;; Version: 0.1
-;; Package-Requires: ((emacs "28.1"))
-;; Keywords: files, vc, comm
-
-;; This file is not part of GNU Emacs.
+;; Part of the annexd package (annexd.el has its headers).
 
 ;;; Commentary:
 
-;; Part of annexd.el: `annexd-transfers' lists the transfers (transfer.list),
+;; `annexd-transfers' lists the transfers (transfer.list),
 ;; kept up to date from annexd's event stream; `annexd-peers' lists a
 ;; repository's tor-annex remotes (those it dials) and peers (those with a
 ;; token to dial it), with the remotes' state from remote.connected and
@@ -27,6 +22,19 @@
 (defun annexd--size (bytes)
   "BYTES for people (nil: empty)."
   (if bytes (file-size-human-readable bytes) ""))
+
+(defun annexd--show (name mode fill)
+  "Show buffer NAME in MODE, filled by calling FILL in it; return it.
+The event stream that keeps it current is started first."
+  (let ((buf (get-buffer-create name)))
+    (with-current-buffer buf
+      (unless (eq major-mode mode) (funcall mode))
+      (annexd--with-user-errors
+        (annexd-events-start)
+        (funcall fill))
+      (tabulated-list-print t))
+    (pop-to-buffer-same-window buf)
+    buf))
 
 ;;;; Transfers
 
@@ -58,15 +66,7 @@
 (defun annexd-transfers ()
   "Show annexd's transfers, updated from its events."
   (interactive)
-  (let ((buf (get-buffer-create "*annexd transfers*")))
-    (with-current-buffer buf
-      (unless (derived-mode-p 'annexd-transfers-mode) (annexd-transfers-mode))
-      (annexd--with-user-errors
-        (annexd-events-start)
-        (annexd--transfers-read))
-      (tabulated-list-print t))
-    (pop-to-buffer-same-window buf)
-    buf))
+  (annexd--show "*annexd transfers*" #'annexd-transfers-mode #'annexd--transfers-read))
 
 (defun annexd--transfers-read ()
   "Fill this buffer's transfers from transfer.list."
@@ -140,25 +140,23 @@
           (message "annexd: not %s: the transfer is %s" verb
                    (alist-get 'state (gethash id annexd--transfers))))))))
 
-(defun annexd-transfers-cancel ()
-  "Cancel the transfer at point (a get keeps its partial)."
-  (interactive)
-  (annexd--transfers-act "transfer.cancel" "canceled"))
+(defmacro annexd--define-transfer-action (name method verb doc)
+  "Define NAME, a command calling METHOD on the transfer at point.
+VERB says what it did; DOC is its documentation."
+  (declare (indent defun) (doc-string 4))
+  `(defun ,name ()
+     ,doc
+     (interactive)
+     (annexd--transfers-act ,method ,verb)))
 
-(defun annexd-transfers-pause ()
-  "Pause the transfer at point."
-  (interactive)
-  (annexd--transfers-act "transfer.pause" "paused"))
-
-(defun annexd-transfers-resume ()
-  "Resume the paused transfer at point."
-  (interactive)
-  (annexd--transfers-act "transfer.resume" "resumed"))
-
-(defun annexd-transfers-retry ()
-  "Retry the failed or canceled transfer at point, now."
-  (interactive)
-  (annexd--transfers-act "transfer.retry" "retried"))
+(annexd--define-transfer-action annexd-transfers-cancel "transfer.cancel" "canceled"
+  "Cancel the transfer at point (a get keeps its partial).")
+(annexd--define-transfer-action annexd-transfers-pause "transfer.pause" "paused"
+  "Pause the transfer at point.")
+(annexd--define-transfer-action annexd-transfers-resume "transfer.resume" "resumed"
+  "Resume the paused transfer at point.")
+(annexd--define-transfer-action annexd-transfers-retry "transfer.retry" "retried"
+  "Retry the failed or canceled transfer at point, now.")
 
 ;;;; Peers
 
@@ -179,16 +177,8 @@ events while it watches them); peers hold a token to dial it."
   "Show the tor-annex remotes and peers of REPO and their state.
 Interactively, REPO is read among annexd's repositories."
   (interactive (list (annexd--read-repo)))
-  (let ((buf (get-buffer-create (format "*annexd peers: %s*" (abbreviate-file-name repo)))))
-    (with-current-buffer buf
-      (unless (derived-mode-p 'annexd-peers-mode) (annexd-peers-mode))
-      (setq annexd--peers-repo repo)
-      (annexd--with-user-errors
-        (annexd-events-start)
-        (annexd--peers-read))
-      (tabulated-list-print t))
-    (pop-to-buffer-same-window buf)
-    buf))
+  (annexd--show (format "*annexd peers: %s*" (abbreviate-file-name repo)) #'annexd-peers-mode
+                (lambda () (setq annexd--peers-repo repo) (annexd--peers-read))))
 
 (defun annexd--read-repo ()
   "Read one of annexd's repositories, the one holding this file first."
