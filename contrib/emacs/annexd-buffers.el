@@ -212,9 +212,10 @@ Interactively, REPO is read among annexd's repositories."
 
 (defun annexd--watch-state (name watched)
   "The state of remote NAME before any event: WATCHED is repo.info's remotes."
-  (if (alist-get 'watched (cl-find name watched :key (lambda (r) (alist-get 'name r)) :test #'equal))
-      "watched (no news yet)"
-    "not watched"))
+  (let-alist (cl-find name watched :key (lambda (r) (alist-get 'name r)) :test #'equal)
+    (cond ((not .watched) (format "not watched (%s)" (or .skipped "?")))
+          (.connected "connected (watching)")
+          (t "watched, not connected"))))
 
 (defun annexd--peers-on-event (event)
   "Update the peers buffers from EVENT."

@@ -133,7 +133,6 @@
       (add-hook 'annexd-event-functions record)
       (unwind-protect
           (progn
-            (annexd-call "repo.list")         ; something before the drop...
             (delete-process (annexd--conn-process old))
             (annexd-get (list (annexd-test--file "resumed")))
             (annexd-test--wait "the transfers buffer to show resumed done"
@@ -160,11 +159,15 @@
   "The peers buffer lists the remote, then its state from events."
   (let* ((repo (annexd-test--env "ANNEXD_TEST_REPO"))
          (buffer (annexd-peers repo)))
-    (should (string-match-p "^peer +remote +not watched " (annexd-test--row buffer "peer")))
+    (should (string-match-p "^peer +remote +not watched (watch off) " (annexd-test--row buffer "peer")))
     (annexd-call "repo.set" `((repo . ,repo) (watch . t)))
     (annexd-test--wait "the peers buffer to show peer connected"
                        (lambda () (string-match-p "^peer +remote +connected (watching) "
-                                                  (or (annexd-test--row buffer "peer") ""))))))
+                                                  (or (annexd-test--row buffer "peer") ""))))
+    ;; A buffer opened now knows it without an event (repo.info's connected).
+    (kill-buffer buffer)
+    (should (string-match-p "^peer +remote +connected (watching) "
+                            (annexd-test--row (annexd-peers repo) "peer")))))
 
 (provide 'annexd-tests)
 
