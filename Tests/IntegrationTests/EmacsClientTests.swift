@@ -27,8 +27,9 @@ import Testing
 
     @Test(.enabled(if: emacs != nil, "needs emacs (Debian's emacs-nox; make deps installs it)"))
     func ertTestsPassAgainstARealAnnexd() throws {
-        let f = try TransferFixture(files: ["got": 1_000_000, "watched": 2_000_000, "resumed": 500_000])
+        let f = try TransferFixture(files: ["got": 1_000_000, "watched": 2_000_000, "resumed": 500_000, "restarted": 300_000])
         let env = ProcessInfo.processInfo.environment
+        let restarter = Restarter(f.daemon)
         let r = try DaemonProcess.run(
             [Self.emacs!, "--batch", "-Q", "-L", Self.dir, "-l", "ert", "-l", "annexd-tests.el", "-f", "ert-run-tests-batch-and-exit"],
             env: ["ANNEXD_SOCKET": f.daemon.socket, "ANNEXD_TEST_REPO": f.client, "ANNEXD_TEST_SERVER": f.server,
@@ -36,10 +37,47 @@ import Testing
                   "GIT_AUTHOR_NAME": "annexd test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
                   "GIT_COMMITTER_NAME": "annexd test", "GIT_COMMITTER_EMAIL": "test@example.invalid"],
             cwd: Self.dir, timeout: 300)
-        #expect(r.status == 0, "ERT failed (\(r.status)):\n\(r.stdout)\n\(r.stderr)\nannexd:\n\(f.daemon.process.log)")
+        let restarts = restarter.stop()
+        #expect(restarts == 1, "annexd was started again \(restarts) times; the restart test asks once")
+        #expect(r.status == 0, "ERT failed (\(r.status)):\n\(r.stdout)\n\(r.stderr)\nannexd:\n\(f.daemon.process.log)\n\(restarter.errors)")
         // ERT reports on stderr; every test ran (none skipped, none missing).
         let ran = r.stderr.split(separator: "\n").first { $0.hasPrefix("Ran ") } ?? ""
-        #expect(ran.hasPrefix("Ran 7 tests, 7 results as expected, 0 unexpected"), "\(r.stderr)")
+        #expect(ran.hasPrefix("Ran 8 tests, 8 results as expected, 0 unexpected"), "\(r.stderr)")
         #expect(!ran.contains("skipped"), "\(r.stderr)")
+    }
+}
+
+/// Starts the fixture's annexd again each time it exits (the ERT restart test stops it with
+/// daemon.shutdown), on its own thread until `stop()`.
+private final class Restarter: @unchecked Sendable {
+    private let daemon: TransferFixture.Annexd
+    private let lock = NSLock()
+    private var stopping = false
+    private var count = 0
+    private(set) var errors: [String] = []
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ daemon: TransferFixture.Annexd) {
+        self.daemon = daemon
+        Thread.detachNewThread { [self] in
+            while !lock.withLock({ stopping }) {
+                guard self.daemon.process.waitForExit(timeout: 0.1) != nil else { continue }
+                do {
+                    try self.daemon.start()
+                    lock.withLock { count += 1 }
+                } catch {
+                    lock.withLock { errors.append("\(error)") }
+                    break
+                }
+            }
+            finished.signal()
+        }
+    }
+
+    /// Stops watching: how many times annexd was started again.
+    func stop() -> Int {
+        lock.withLock { stopping = true }
+        finished.wait()
+        return lock.withLock { count }
     }
 }

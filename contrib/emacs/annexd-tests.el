@@ -9,8 +9,9 @@
 ;;   ANNEXD_TEST_REPO    the clone (its remote `peer' is the other annexd's)
 ;;   ANNEXD_TEST_SERVER  the repository `peer' serves
 ;;
-;; The clone lacks the content of `got', `watched' and `resumed', which
-;; the server has; git and git-annex are in PATH.
+;; The clone lacks the content of `got', `watched', `resumed' and
+;; `restarted', which the server has; git and git-annex are in PATH.  When
+;; annexd exits (a test asks it to), EmacsClientTests starts it again.
 ;;
 ;;   emacs --batch -Q -L contrib/emacs -l ert -l annexd-tests.el \
 ;;     -f ert-run-tests-batch-and-exit
@@ -142,6 +143,28 @@
     (setq ids (nreverse ids))
     (should ids)
     (should (equal ids (number-sequence (car ids) (car (last ids)))))))
+
+(ert-deftest annexd-test-events-resync-after-annexd-restarts ()
+  "annexd restarts: the stream follows its new boot, resync functions run.
+EmacsClientTests starts annexd again when it exits."
+  (let* ((buffer (annexd-transfers))
+         (old-boot (annexd--stream-boot annexd--stream))
+         (resyncs 0)
+         (count (lambda () (setq resyncs (1+ resyncs)))))
+    (should old-boot)
+    (add-hook 'annexd-resync-functions count)
+    (unwind-protect
+        (progn
+          (annexd-call-async "daemon.shutdown" nil #'ignore #'ignore)
+          (annexd-test--wait "the event stream to follow annexd's new boot"
+                             (lambda () (let ((boot (annexd--stream-boot annexd--stream)))
+                                          (and boot (not (equal boot old-boot)))))
+                             60)
+          (should (= resyncs 1))
+          (annexd-get (list (annexd-test--file "restarted")))
+          (annexd-test--wait "the transfers buffer to show restarted done"
+                             (lambda () (string-match-p " done " (or (annexd-test--row buffer "restarted") "")))))
+      (remove-hook 'annexd-resync-functions count))))
 
 (ert-deftest annexd-test-copy-to-peer ()
   "A new file of the clone is copied to the peer."
