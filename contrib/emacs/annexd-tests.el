@@ -167,11 +167,13 @@ EmacsClientTests starts annexd again when it exits."
       (remove-hook 'annexd-resync-functions count))))
 
 (ert-deftest annexd-test-copy-to-peer ()
-  "A new file of the clone is copied to the peer."
+  "A new file of the clone, visited in a buffer, is copied to the peer."
   (let ((default-directory (file-name-as-directory (annexd-test--env "ANNEXD_TEST_REPO"))))
     (should (zerop (call-process "sh" nil nil nil "-c"
                                  "head -c 200000 /dev/urandom > copied && git annex add -q copied && git commit -qm copied")))
-    (let ((transfers (annexd-copy "peer" (list (annexd-test--file "copied")))))
+    (let ((transfers (with-current-buffer (find-file-noselect (annexd-test--file "copied") t t)
+                       (unwind-protect (annexd-copy "peer")  ; this buffer's file
+                         (kill-buffer)))))
       (should (equal (mapcar (lambda (tr) (alist-get 'direction tr)) transfers) '("put")))
       (should (equal (alist-get 'state (annexd-test--until-done (car transfers))) "done"))
       (let ((default-directory (file-name-as-directory (annexd-test--env "ANNEXD_TEST_SERVER"))))
