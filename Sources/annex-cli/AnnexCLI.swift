@@ -165,7 +165,8 @@ struct RepoCommand: ParsableCommand {
         }
         var lines = ["  watch:        \(value(s.watch, "watch"))", "  sync content: \(value(s.syncContent, "sync_content"))"]
         for r in s.remotes {
-            lines.append("  remote \(r.name): " + (r.watched ? "watched" : "not watched (\(r.skipped ?? "?"))"))
+            let state = r.connected.map { $0 ? ", connected" : ", not connected" } ?? ""
+            lines.append("  remote \(r.name): " + (r.watched ? "watched" + state : "not watched (\(r.skipped ?? "?"))"))
         }
         return lines.joined(separator: "\n")
     }

@@ -54,6 +54,7 @@ import Testing
         let before = try f.daemon.process.call("repo.info", ["repo": .string(f.client)])
         #expect(before["settings"]?["watch"] == false && before["settings"]?["set"] == [], "\(before)")
         #expect(before["settings"]?["remotes"]?[0]?["skipped"]?.stringValue == "watch off", "\(before)")
+        #expect(before["settings"]?["remotes"]?[0]?["connected"] == nil, "not watched: no connected field \(before)")
 
         var since = try Self.latest(f.daemon)
         let set = try f.daemon.json("repo set --repo \(f.client) --watch on")
@@ -63,6 +64,11 @@ import Testing
         #expect(connected["peer"]?["name"]?.stringValue == "peer" && connected["peer"]?["uuid"]?.stringValue == f.serverUUID,
                 "\(connected)")
         #expect(connected["repo"]?.stringValue == f.client)
+        // repo.info says so too (a client opening now need not wait for the next event).
+        let after = try f.daemon.process.call("repo.info", ["repo": .string(f.client)])
+        #expect(after["settings"]?["remotes"]?[0]?["connected"] == true, "\(after)")
+        let text = try f.daemon.cli("repo info --repo \(f.client)")
+        #expect(text.contains("remote peer: watched, connected"), "\(text)")
         #expect(try Self.waitFor(serving, "remote.connected", since: 0, timeout: 15) != nil, "the server side watches too")
         // The first answer (never seen before) is news; wait for it to pass.
         _ = try Self.waitFor(f.daemon, "remote.changed", since: since, timeout: 10)

@@ -102,9 +102,12 @@ public final class RemoteWatchService: Sendable {
     func settings(of repo: Registry.Repo) -> RepoSettings {
         let git = WatchGitConfig.read(repo.path)
         var s = RepoSettingsStore.effective(settings.overrides(repo.uuid), git: git)
+        let connected = Dictionary(watching.filter { $0.repo == repo.uuid }.map { ($0.remote, $0.connected) },
+                                   uniquingKeysWith: { a, b in a || b })
         s.remotes = linking.remotes(of: repo).map { r in
             let skipped = git.skipReason(remote: r.name) ?? (s.watch ? nil : "watch off")
-            return RemoteWatchInfo(name: r.name, uuid: r.uuid, watched: skipped == nil, skipped: skipped)
+            return RemoteWatchInfo(name: r.name, uuid: r.uuid, watched: skipped == nil, skipped: skipped,
+                                   connected: skipped == nil ? connected[r.name] ?? false : nil)
         }
         return s
     }

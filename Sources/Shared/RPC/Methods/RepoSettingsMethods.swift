@@ -32,8 +32,10 @@ public struct RemoteWatchInfo: RPCResultConvertible, Equatable {
     public var watched: Bool
     /// Why it is not watched (`annex-ignore`, `annex-sync=false`, `watch off`); nil when it is.
     public var skipped: String?
-    public init(name: String, uuid: String?, watched: Bool, skipped: String?) {
-        self.name = name; self.uuid = uuid; self.watched = watched; self.skipped = skipped
+    /// Whether its NOTIFYCHANGE connection is up now (nil when it is not watched).
+    public var connected: Bool?
+    public init(name: String, uuid: String?, watched: Bool, skipped: String?, connected: Bool? = nil) {
+        self.name = name; self.uuid = uuid; self.watched = watched; self.skipped = skipped; self.connected = connected
     }
     public init(json: JSONValue, path at: String) throws {
         var r = try JSONObjectReader(json, path: at)
@@ -41,16 +43,20 @@ public struct RemoteWatchInfo: RPCResultConvertible, Equatable {
         uuid = try r.optional("uuid")
         watched = try r.required("watched")
         skipped = try r.optional("skipped")
+        connected = try r.optional("connected")
         try r.finish()
     }
     public var json: JSONValue {
-        .object(JSONObject(["name": name.json, "uuid": uuid?.json, "watched": watched.json, "skipped": skipped?.json]))
+        .object(JSONObject(["name": name.json, "uuid": uuid?.json, "watched": watched.json, "skipped": skipped?.json,
+                            "connected": connected?.json]))
     }
     public static let schema = JSONSchema.object([
         .property("name", String.self, "git remote name"),
         .property("uuid", String.self, required: false, "git-annex UUID of the peer repository"),
         .property("watched", Bool.self, "Whether annexd keeps a NOTIFYCHANGE connection to it"),
         .property("skipped", String.self, required: false, "Why it is not watched: annex-ignore, annex-sync=false, or watch off"),
+        .property("connected", Bool.self, required: false,
+                  "Whether its NOTIFYCHANGE connection is up now (only when watched; remote.connected and remote.disconnected tell the changes)"),
     ])
 }
 
