@@ -26,7 +26,7 @@ import Testing
         RepoAdded(info), RepoRemoved(repo: repo), RepoFailed(repo: repo, error: "gone"),
         PeerInvited(repo: repo, peer: "nas", access: "read-write"), PeerRevoked(repo: repo, peer: "nas"),
         PeerAccessChanged(repo: repo, peer: "nas", access: "read-only"),
-        PeerConnected(repo: repo, clientUUID: "c"), PeerAuthFailed(repo: repo, clientUUID: "c"),
+        PeerConnected(repo: repo, clientUUID: "c", peer: "nas"), PeerAuthFailed(repo: repo, clientUUID: "c"),
         PeerLinked(repo: repo, remote: "laptop", remoteUUID: "u", address: info.address), PeerUnlinked(repo: repo, remote: "laptop"),
         RemoteConnected(repo: repo, peer: WatchedPeer(uuid: "u", name: "laptop")),
         RemoteDisconnected(repo: repo, peer: WatchedPeer(uuid: nil, name: "laptop"), reason: "connection_lost",
@@ -171,6 +171,8 @@ import Testing
             if type != "snapshot" {
                 #expect(params["repo"]?.stringValue == path && params["uuid"]?.stringValue == uuid, "\(params)")
             }
+            // The peer is named by the invitation its token came from.
+            if type == "peer.connected" { #expect(params["peer"] == "nas" && params["client_uuid"] == "client-uuid", "\(params)") }
         }
         #expect(seen == expected)
     }

@@ -128,10 +128,11 @@ public final class Registry: Sendable {
     }
 
     /// The access a token grants, from the peer record holding its hash.
-    public func access(of token: AuthToken, in uuid: String) -> PeerAccess? {
+    /// What a token annexd made for a peer of repository `uuid` grants; nil for other tokens.
+    public func grant(of token: AuthToken, in uuid: String) -> PeerGrant? {
         let hash = Self.hash(token)
         return repos.withLock { list in
-            list.first { $0.uuid == uuid }?.peers.first { $0.tokenSHA256 == hash }?.access
+            list.first { $0.uuid == uuid }?.peers.first { $0.tokenSHA256 == hash }.map { PeerGrant(access: $0.access, peer: $0.name) }
         }
     }
 

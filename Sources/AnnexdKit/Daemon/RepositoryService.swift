@@ -192,7 +192,7 @@ public final class RepositoryService: Sendable {
         let adoption = enableTorService(annex)
         let listener = P2PListener(
             socketPath: adoption?.socket ?? socketPath(for: uuid), store: ObjectStore(repo: annex),
-            authenticator: RepoAuthenticator(repo: annex) { token in registry.access(of: token, in: uuid) },
+            authenticator: RepoAuthenticator(repo: annex) { token in registry.grant(of: token, in: uuid) },
             limits: settings.listenerLimits,
             events: ListenerEvents(log: events, repo: Self.eventRepo(repo)),
             report: { [logger] in logger.info("\(repo.path): \($0)") })
@@ -236,8 +236,12 @@ final class ListenerEvents: P2PServerEvents, Sendable {
         self.log = log
         self.repo = repo
     }
-    func authenticated(clientUUID: String, ok: Bool) {
-        if ok { log.publish(PeerConnected(repo: repo, clientUUID: clientUUID)) } else { log.publish(PeerAuthFailed(repo: repo, clientUUID: clientUUID)) }
+    func authenticated(clientUUID: String, peer: String?, ok: Bool) {
+        if ok {
+            log.publish(PeerConnected(repo: repo, clientUUID: clientUUID, peer: peer))
+        } else {
+            log.publish(PeerAuthFailed(repo: repo, clientUUID: clientUUID))
+        }
     }
     func received(_ key: AnnexKey) { log.publish(ContentReceived(repo: repo, key: key.serialized)) }
     func sent(_ key: AnnexKey) { log.publish(ContentSent(repo: repo, key: key.serialized)) }

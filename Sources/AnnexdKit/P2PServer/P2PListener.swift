@@ -8,7 +8,18 @@ import Synchronization
 /// Who may connect to a repository's listener, and with what access.
 public protocol P2PAuthenticator: Sendable {
     /// nil: refused. Called for every AUTH; must compare tokens in constant time.
-    func access(clientUUID: String, token: String) -> PeerAccess?
+    func grant(clientUUID: String, token: String) -> PeerGrant?
+}
+
+/// What an accepted token gives: its access, and the name of the peer it was made for
+/// (nil for a token annexd did not make, e.g. one from `git annex p2p --gen-addresses`).
+public struct PeerGrant: Sendable, Equatable {
+    public var access: PeerAccess
+    public var peer: String?
+    public init(access: PeerAccess, peer: String? = nil) {
+        self.access = access
+        self.peer = peer
+    }
 }
 
 public enum PeerAccess: String, Sendable, Equatable {
@@ -144,12 +155,12 @@ public final class P2PListener: @unchecked Sendable {
             config: .init(serverUUID: store.repo.uuid, maxAuthAttempts: limits.maxAuthAttempts),
             events: events,
             authenticateAccess: { [self] uuid, token in
-                let access = authenticator.access(clientUUID: uuid, token: token)
-                if let access {
+                let grant = authenticator.grant(clientUUID: uuid, token: token)
+                if let grant {
                     authenticated = true
                     counts.withLock { $0.unauthenticated -= 1 }
                     setTimeout(fd, seconds: 0)
-                    return access
+                    return grant
                 }
                 penalize()
                 return nil

@@ -9,8 +9,8 @@ import Shared
 /// DATA the machine announced, and a CONNECT relay's frames, are the only other
 /// bytes it writes). One session per connection; blocking I/O on its own thread.
 public final class P2PServerSession {
-    /// Decides an AUTH: the access the token grants, or nil.
-    public typealias Authenticator = (_ clientUUID: String, _ token: String) -> PeerAccess?
+    /// Decides an AUTH: what the token grants, or nil.
+    public typealias Authenticator = (_ clientUUID: String, _ token: String) -> PeerGrant?
 
     let conn: FDConnection
     let store: ObjectStore
@@ -99,9 +99,9 @@ public final class P2PServerSession {
     private func handle(_ request: P2PServerMachine.LocalRequest) throws -> P2PServerMachine.LocalResult {
         switch request {
         case .checkAuth(let uuid, let token):
-            let access = authenticate(uuid, token)
-            events?.authenticated(clientUUID: uuid, ok: access != nil)
-            switch access {
+            let grant = authenticate(uuid, token)
+            events?.authenticated(clientUUID: uuid, peer: grant?.peer, ok: grant != nil)
+            switch grant?.access {
             case .readWrite: return .authenticated(true)
             case .readOnly: return .authenticatedReadOnly
             case nil: return .authenticated(false)
@@ -207,7 +207,8 @@ public final class P2PServerSession {
 
 /// What a session tells the daemon (events on the RPC bus); p2p-stdio passes nil.
 public protocol P2PServerEvents: AnyObject {
-    func authenticated(clientUUID: String, ok: Bool)
+    /// `peer`: the name of the peer whose token was accepted, when annexd made it.
+    func authenticated(clientUUID: String, peer: String?, ok: Bool)
     func received(_ key: AnnexKey)
     func sent(_ key: AnnexKey)
     func removed(_ key: AnnexKey)

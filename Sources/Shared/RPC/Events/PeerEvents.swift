@@ -40,13 +40,29 @@ public struct PeerRevoked: RepoEvent {
     }
 }
 
-/// peer.connected and peer.auth_failed: a connection to this repository, and who it claims to be.
-public struct PeerConnectionEvent<Kind: EventKind>: RepoEvent {
-    public static var type: String { Kind.type }
-    public static var summary: String { Kind.summary }
-    public static var fields: [EventField<Self>] {
-        [.init("client_uuid", \.clientUUID, "The connecting repository's UUID, as it claims")]
+public struct PeerConnected: RepoEvent {
+    public static let type = "peer.connected"
+    public static let summary = "A peer connected to this repository and authenticated"
+    public static let fields: [EventField<Self>] = [
+        .init("client_uuid", \.clientUUID, "The connecting repository's UUID, as it claims"),
+        .init("peer", \.peer, "The name the peer's invitation was made for (peer.list), or null for a token annexd did not make"),
+    ]
+    public var repo: EventRepo
+    public var clientUUID: String
+    public var peer: String?
+    public init(repo: EventRepo, clientUUID: String, peer: String? = nil) {
+        self.repo = repo
+        self.clientUUID = clientUUID
+        self.peer = peer
     }
+}
+
+public struct PeerAuthFailed: RepoEvent {
+    public static let type = "peer.auth_failed"
+    public static let summary = "A connection to this repository presented a token it does not accept"
+    public static let fields: [EventField<Self>] = [
+        .init("client_uuid", \.clientUUID, "The connecting repository's UUID, as it claims"),
+    ]
     public var repo: EventRepo
     public var clientUUID: String
     public init(repo: EventRepo, clientUUID: String) {
@@ -54,17 +70,6 @@ public struct PeerConnectionEvent<Kind: EventKind>: RepoEvent {
         self.clientUUID = clientUUID
     }
 }
-
-public enum PeerDidConnect: EventKind {
-    public static let type = "peer.connected"
-    public static let summary = "A peer connected to this repository and authenticated"
-}
-public enum PeerAuthDidFail: EventKind {
-    public static let type = "peer.auth_failed"
-    public static let summary = "A connection to this repository presented a token it does not accept"
-}
-public typealias PeerConnected = PeerConnectionEvent<PeerDidConnect>
-public typealias PeerAuthFailed = PeerConnectionEvent<PeerAuthDidFail>
 
 public struct PeerLinked: RepoEvent {
     public static let type = "peer.linked"
