@@ -6,26 +6,26 @@ import Testing
 @testable import AnnexdKit
 @testable import Shared
 
-/// Fault injection in the receiving repository's storage (root: mounts): its .git/annex on a
-/// tmpfs too small for the content (disk_full), and its object store mounted read-only
-/// (io_error naming the path and the errno). Each time the partial is kept, the daemon
+/// Fault injection in the receiving repository's storage (root): its .git/annex on a tmpfs too
+/// small for the content (disk_full), and its object store immutable (chattr +i: even root is
+/// denied; io_error naming the path and the errno). Each time the partial is kept, the daemon
 /// serves on, and once the storage is fixed the transfer finishes from the partial.
 /// (EIO itself: device-mapper's error target is not available here, so
 /// TransferFailureCodeTests shows how an EIO from the store is reported.)
 @Suite(.serialized, .timeLimit(.minutes(10))) struct FaultStorageTests {
-    /// Mounts (a list of shell commands run in the client) and undoes them at the end.
-    final class Mounts {
-        var points: [String] = []
-        func unmountAll() {
-            for p in points.reversed() { _ = try? sh("umount -l '\(p)'", in: "/", allowFailure: true) }
-            points = []
+    /// What a test did to the storage, undone at the end (shell commands, last first).
+    final class Undo {
+        var undo: [String] = []
+        func undoAll() {
+            for command in undo.reversed() { _ = try? sh(command, in: "/", allowFailure: true) }
+            undo = []
         }
-        deinit { unmountAll() }
+        deinit { undoAll() }
     }
 
     @Test(.enabled(if: FaultChecks.isRoot, "mounting a small tmpfs needs root"))
     func diskFullWhileReceivingKeepsThePartialAndTheRetryFinishes() throws {
-        let mounts = Mounts()
+        let mounts = Undo()
         let size = 16 << 20
         let f = try TransferFixture(files: ["big": size, "small": 100_000]) { client in
             // The clone's .git/annex, moved onto an 8 MiB tmpfs.
@@ -34,9 +34,9 @@ import Testing
                 mount -t tmpfs -o size=8m annexd-fault-full .git/annex
                 cp -a .git/annex.orig/. .git/annex/ && rm -rf .git/annex.orig
                 """, in: client)
-            mounts.points.append(client + "/.git/annex")
+            mounts.undo.append("umount -l '\(client)/.git/annex'")
         }
-        defer { mounts.unmountAll() }
+        defer { mounts.undoAll() }
         let key = try f.key("big")
         let id = try f.start("get", paths: ["big"])[0]["id"]!.stringValue!
         let failed = try f.wait(id, timeout: 30, until: { $0["error"]?["code"]?.stringValue != nil || $0["state"]?.stringValue == "done" })
@@ -65,30 +65,28 @@ import Testing
         #expect(sameBytes(f.client + "/small", f.server + "/small"))
     }
 
-    @Test(.enabled(if: FaultChecks.isRoot, "a read-only bind mount needs root (and root ignores chmod)"))
-    func readOnlyObjectStoreIsAnIOErrorAndTheRetryFinishes() throws {
-        let mounts = Mounts()
+    @Test(.enabled(if: FaultChecks.isRoot, "chattr +i needs root (and root ignores chmod)"))
+    func immutableObjectStoreIsAnIOErrorAndTheRetryFinishes() throws {
+        let objects = Undo()
         let f = try TransferFixture(files: ["big": 4 << 20]) { client in
-            try sh("""
-                mkdir -p .git/annex/objects
-                mount --bind .git/annex/objects .git/annex/objects
-                mount -o remount,bind,ro .git/annex/objects
-                """, in: client)
-            mounts.points.append(client + "/.git/annex/objects")
+            // Immutable: not even root may create the key's directory in it (EPERM).
+            try sh("mkdir -p .git/annex/objects && chattr +i .git/annex/objects", in: client)
+            objects.undo.append("chattr -i '\(client)/.git/annex/objects'")
         }
-        defer { mounts.unmountAll() }
+        defer { objects.undoAll() }
         let key = try f.key("big")
         _ = try f.daemon.process.call("settings.set", ["retry_delay": 1, "retries": 20])
         let id = try f.start("get", paths: ["big"])[0]["id"]!.stringValue!
         let failed = try f.wait(id, timeout: 30, until: { $0["error"]?["code"]?.stringValue != nil || $0["state"]?.stringValue == "done" })
         #expect(failed["error"]?["code"]?.stringValue == "io_error", "\(failed)")
         let message = failed["error"]?["message"]?.stringValue ?? ""
-        #expect(message.contains("Read-only file system") && message.contains("/.git/annex/objects"), "names the errno and the path: \(message)")
+        #expect(message.contains("Operation not permitted") && message.contains("/.git/annex/objects"), "names the errno and the path: \(message)")
         #expect(failed["state"]?.stringValue == "queued", "retried: \(failed)")
         #expect(Posix.fileSize(f.client + "/.git/annex/tmp/" + key) == 4 << 20, "the verified content waits as the partial")
+        #expect(!sameBytes(f.client + "/big", f.server + "/big"))
         try FaultChecks.expectServing(f.daemon.process)
 
-        mounts.unmountAll()
+        objects.undoAll()
         let end = try f.wait(id, timeout: 90)
         #expect(end["state"]?.stringValue == "done", "\(end)")
         #expect(sameBytes(f.client + "/big", f.server + "/big"))

@@ -29,7 +29,7 @@ final class TransferFixture {
     /// `files`: name → size in random bytes, added to the server (locked). `stockDebug`: the
     /// stock remotedaemon logs the P2P messages it exchanges (`stock.logPath`).
     /// `prepareClient` runs on the client repository before annexd adds it (to mount a
-    /// filesystem under it, say). `clientDaemon`: the client annexd's git-annex (first in its
+    /// filesystem under it, say; the client annexd is started again after it). `clientDaemon`: the client annexd's git-annex (first in its
     /// PATH) and extra arguments.
     init(files: [String: Int], annex: TestEnvironment.GitAnnex = TestEnvironment.gitAnnexVersions[0], serveWithAnnexd: Bool = true,
          stockDebug: Bool = false, clientDaemon: (annex: TestEnvironment.GitAnnex?, arguments: [String]) = (nil, []),
@@ -56,7 +56,13 @@ final class TransferFixture {
             stock = rd
             address = rd.address
         }
-        try prepareClient?(client)
+        if let prepareClient {
+            try prepareClient(client)
+            // As root annexd runs in a mount namespace of its own (ip netns exec), copied when it
+            // started: started again, it sees what was mounted.
+            _ = daemon.process.terminate()
+            try daemon.start()
+        }
         _ = try daemon.json("repo add \(client)")
         _ = try daemon.process.call("peer.link", ["repo": .string(client), "name": "peer", "address": .string(address)])
     }
