@@ -11,8 +11,19 @@ import Testing
 /// others throughout (a subscriber that stays sees every event), and gives back every
 /// descriptor those clients held (/proc/PID/fd).
 @Suite(.serialized, .timeLimit(.minutes(5))) struct FaultRPCClientTests {
+    struct Setup {
+        let d: DaemonProcess
+        let scratch: Scratch
+        /// Sets the invited peer's access, read-only for even `i`: each call makes one event.
+        let toggle: (Int) throws -> Void
+        /// The daemon's descriptors once warmed up, before `stays` connected.
+        let baseline: Int
+        /// A subscriber that stays connected and reads.
+        let stays: RPCTestConnection
+    }
+
     /// A daemon with one repository and one invited peer, whose access toggling makes events.
-    private func daemonWithEvents() throws -> (DaemonProcess, Scratch, toggle: (Int) throws -> Void) {
+    private func daemonWithEvents() throws -> Setup {
         let d = try DaemonProcess()
         let scratch = Scratch("annexd-fault-rpc")
         let path = scratch.path + "/r"
@@ -23,7 +34,11 @@ import Testing
             _ = try d.call("peer.setAccess", .object(["repo": .string(path), "name": "nas",
                                                       "access": .string(i % 2 == 0 ? "read-only" : "read-write")]))
         }
-        return (d, scratch, toggle)
+        try toggle(0)
+        let baseline = FaultChecks.descriptors(d)
+        let stays = try d.connect()
+        _ = try stays.request("events.subscribe")
+        return Setup(d: d, scratch: scratch, toggle: toggle, baseline: baseline, stays: stays)
     }
 
     /// Reads `n` peer.access_changed events from a subscriber (bounded).
@@ -36,12 +51,9 @@ import Testing
     }
 
     @Test func subscribersVanishingMidStreamLeaveTheOthersServedAndNoDescriptors() throws {
-        let (d, _, toggle) = try daemonWithEvents()
-        try toggle(0)
-        let baseline = FaultChecks.descriptors(d)
-        let stays = try d.connect()
-        _ = try stays.request("events.subscribe")
-
+        let setup = try daemonWithEvents()
+        defer { withExtendedLifetime(setup) {} }
+        let (d, toggle, baseline, stays) = (setup.d, setup.toggle, setup.baseline, setup.stays)
         for round in 0..<5 {
             var vanishing: [RPCTestConnection] = []
             for _ in 0..<20 {
@@ -62,11 +74,9 @@ import Testing
     }
 
     @Test func clientsClosingBeforeReadingABatchLeaveTheOthersServedAndNoDescriptors() throws {
-        let (d, _, toggle) = try daemonWithEvents()
-        try toggle(0)
-        let baseline = FaultChecks.descriptors(d)
-        let stays = try d.connect()
-        _ = try stays.request("events.subscribe")
+        let setup = try daemonWithEvents()
+        defer { withExtendedLifetime(setup) {} }
+        let (d, toggle, baseline, stays) = (setup.d, setup.toggle, setup.baseline, setup.stays)
         let batch = "[" + (1...500).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"daemon.status"}"# }.joined(separator: ",") + "]"
         for i in 0..<40 {
             let c = try d.connect()
