@@ -113,12 +113,10 @@ public enum Command {
     /// Kills process group `group` if it is still running after `seconds`.
     private final class Watchdog: Sendable {
         enum State { case running, finished, killed }
-        let seconds: Double
         private let state = Mutex(State.running)
         private let done = DispatchSemaphore(value: 0)
 
         init(group: Int32, seconds: Double) {
-            self.seconds = seconds
             Thread { [self] in
                 guard done.wait(timeout: .now() + seconds) == .timedOut else { return }
                 state.withLock {
