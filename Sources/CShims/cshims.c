@@ -17,8 +17,8 @@ int annexd_start_writeback(int fd, off_t offset, off_t nbytes) {
 #include <errno.h>
 extern char **environ;
 
-int annexd_spawn(const char *const argv[], const char *const envp[], const char *cwd,
-                 int in_fd, int out_fd, int err_fd, int *pid) {
+static int spawn_with(const char *const argv[], const char *const envp[], const char *cwd,
+                      int in_fd, int out_fd, int err_fd, int *pid, int new_group) {
     posix_spawn_file_actions_t fa;
     int rc = posix_spawn_file_actions_init(&fa);
     if (rc != 0) return rc;
@@ -41,7 +41,12 @@ int annexd_spawn(const char *const argv[], const char *const envp[], const char 
         sigfillset(&all);
         posix_spawnattr_setsigmask(&attr, &none);
         posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+        if (new_group) {
+            posix_spawnattr_setpgroup(&attr, 0);
+            flags |= POSIX_SPAWN_SETPGROUP;
+        }
+        posix_spawnattr_setflags(&attr, flags);
         pid_t p;
         rc = posix_spawnp(&p, argv[0], &fa, &attr, (char *const *)argv,
                           envp ? (char *const *)envp : environ);
@@ -50,6 +55,16 @@ int annexd_spawn(const char *const argv[], const char *const envp[], const char 
     }
     posix_spawn_file_actions_destroy(&fa);
     return rc;
+}
+
+int annexd_spawn(const char *const argv[], const char *const envp[], const char *cwd,
+                 int in_fd, int out_fd, int err_fd, int *pid) {
+    return spawn_with(argv, envp, cwd, in_fd, out_fd, err_fd, pid, 0);
+}
+
+int annexd_spawn_group(const char *const argv[], const char *const envp[], const char *cwd,
+                       int in_fd, int out_fd, int err_fd, int *pid) {
+    return spawn_with(argv, envp, cwd, in_fd, out_fd, err_fd, pid, 1);
 }
 
 int annexd_pipe_cloexec(int fds[2]) {

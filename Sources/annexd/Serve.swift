@@ -73,6 +73,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: .hidden)
     var authFailureDelay: Double?
 
+    @Option(help: "Seconds git-annex queries (find, whereis) may take before they are killed and the request fails with annex_timeout.")
+    var plumbingTimeout: Double = 600
+
     func validate() throws {
         guard maxQueuedTransfers > 0 else { throw ValidationError("--max-queued-transfers must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -85,6 +88,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--socks must be HOST:PORT (e.g. 127.0.0.1:9050) or auto")
         }
         _ = try wormholeConfiguration()
+        guard plumbingTimeout > 0 else { throw ValidationError("--plumbing-timeout must be more than 0 seconds") }
         if let torControl, Self.endpoint(torControl) == nil {
             throw ValidationError("--tor-control must be an absolute unix socket path, unix:PATH or HOST:PORT")
         }
@@ -156,6 +160,7 @@ struct Serve: AsyncParsableCommand {
             config.listenerLimits.maxFailureDelay = authFailureDelay
             config.listenerLimits.baseFailureDelay = min(config.listenerLimits.baseFailureDelay, authFailureDelay)
         }
+        Command.plumbingTimeout = plumbingTimeout
         let daemon: Daemon
         do {
             daemon = try Daemon(config: config, logger: logger)

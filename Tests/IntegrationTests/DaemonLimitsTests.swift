@@ -31,7 +31,7 @@ import Testing
     /// --max-queued-transfers is refused whole, with queue_full and what to do, and queues
     /// nothing; once transfers are canceled there is room again.
     @Test func aFullQueueRefusesWholeStartsClearly() throws {
-        let f = try TransferFixture(files: ["a": 10], daemonArguments: ["--max-queued-transfers", "50"])
+        let f = try TransferFixture(files: ["a": 10], clientDaemon: (nil, ["--max-queued-transfers", "50"]))
         func keys(_ range: Range<Int>) -> JSONValue {
             .array(range.map { .string("SHA256E-s100--" + String(format: "%064x", $0)) })
         }

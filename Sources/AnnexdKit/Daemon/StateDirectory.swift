@@ -53,9 +53,28 @@ public final class StateDirectory: @unchecked Sendable {
         if lockFD >= 0 { close(lockFD) }
     }
 
-    /// Writes a file atomically (temp file, fsync, rename) with the given mode.
+    /// A file of the state directory could not be written (read-only, full, permissions):
+    /// the change it records was not made.
+    public struct Unwritable: ServiceError {
+        public let file: String
+        public let error: String
+        public var kind: FailureKind { .unavailable }
+        public var reason: String { "state_unwritable" }
+        public var description: String {
+            "cannot save \(file) (\(error)): nothing was changed; make the state directory writable and try again"
+        }
+    }
+
+    /// Writes a file atomically (temp file, fsync, rename) with the given mode; `Unwritable` if it cannot.
     public func writeAtomically(_ name: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
-        try Self.writeAtomically(path + "/" + name, bytes, mode: mode)
+        try Self.save(path + "/" + name, bytes, mode: mode)
+    }
+
+    /// `writeAtomically` of a file the daemon's state depends on: `Unwritable` if it cannot.
+    public static func save(_ target: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(Unwritable) {
+        do { try writeAtomically(target, bytes, mode: mode) } catch {
+            throw Unwritable(file: target, error: "\(error)")
+        }
     }
 
     public static func writeAtomically(_ target: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {

@@ -33,7 +33,7 @@ enum AnnexQueries {
     /// The annexed files of the current branch that `git annex find OPTIONS --json` matches,
     /// what it said on stderr, and how it exited.
     static func find(_ options: [String], in annex: AnnexRepo) throws -> (found: [Annexed], stderr: String, status: Int32) {
-        let r = try Command.run(["git", "annex", "find", "--json"] + options, cwd: annex.path)
+        let r = try plumbing(["git", "annex", "find", "--json"] + options, in: annex)
         var found: [Annexed] = []
         for line in r.stdout.split(separator: "\n") {
             guard let o = try? JSONValue(parsing: Array(line.utf8)).objectValue,
@@ -42,6 +42,16 @@ enum AnnexQueries {
             found.append(Annexed(file: o["file"]?.stringValue, key: key, size: size ?? key.size))
         }
         return (found, r.stderr, r.status)
+    }
+
+    /// Runs a git-annex query within `Command.plumbingTimeout`; a git-annex that hangs is
+    /// killed and reported as annex_timeout.
+    private static func plumbing(_ args: [String], in annex: AnnexRepo, stdin: Data? = nil) throws -> Command.Output {
+        do {
+            return try Command.run(args, cwd: annex.path, stdin: stdin, timeout: Command.plumbingTimeout)
+        } catch let e as Command.TimedOut {
+            throw QueryError(code: "annex_timeout", description: "git-annex did not answer in \(annex.path): \(e)")
+        }
     }
 
     /// `path` relative to the repository's top, refusing paths outside it.
@@ -65,8 +75,7 @@ enum AnnexQueries {
     static func locations(of keys: [AnnexKey], in annex: AnnexRepo) throws -> [String: [String]] {
         guard !keys.isEmpty else { return [:] }
         let input = keys.map(\.serialized).joined(separator: "\n") + "\n"
-        let r = try Command.run(["git", "annex", "whereis", "--batch-keys", "--json"], cwd: annex.path,
-                                stdin: Data(input.utf8))
+        let r = try plumbing(["git", "annex", "whereis", "--batch-keys", "--json"], in: annex, stdin: Data(input.utf8))
         var out: [String: [String]] = [:]
         for line in r.stdout.split(separator: "\n") {
             guard let o = try? JSONValue(parsing: Array(line.utf8)).objectValue, let key = o["key"]?.stringValue else { continue }

@@ -104,7 +104,9 @@ public final class TransferService: Sendable {
         gitConfigs.withLock { $0[repoUUID] } ?? TransferGitConfig()
     }
 
-    private static func now() -> Double { Date().timeIntervalSince1970 }
+    /// Retry times are kept by a clock the wall clock's jumps do not move (RetryClock).
+    private static let clock = RetryClock()
+    private static func now() -> Double { clock.now() }
 
     /// Codes of attempts stopped from outside (pause, cancel, daemon stopping): not failures.
     static let stopCodes: Set<String> = ["paused", "canceled", "shutdown"]

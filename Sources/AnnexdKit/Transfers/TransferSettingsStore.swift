@@ -57,7 +57,7 @@ final class TransferSettingsStore: Sendable {
             }
             if overrides["peers"]?.arrayValue?.isEmpty == true { overrides["peers"] = nil }
             let effective = try Self.effective(overrides, s.global)
-            try StateDirectory.writeAtomically(path, JSONValue.object(overrides).serializedBytes(), mode: 0o600)
+            try StateDirectory.save(path, JSONValue.object(overrides).serializedBytes(), mode: 0o600)
             s.overrides = overrides
             s.effective = effective
             return effective

@@ -177,6 +177,8 @@ struct TransferWorker {
             case .authFailed: return TransferFailure(code: "auth_failed", message: "\(peerName) refused this repository's token")
             default: return TransferFailure(code: "protocol_error", message: "\(peerName): \(e)")
             }
+        } catch let e as FDConnection.ReadError {
+            return TransferFailure(code: "protocol_error", message: "\(peerName) sent something that is not a P2P message during \(describe) (\(e)); what was received before it is kept")
         } catch {
             return Self.storeFailure(error, describe)
         }

@@ -13,6 +13,11 @@ int annexd_start_writeback(int fd, off_t offset, off_t nbytes);
 int annexd_spawn(const char *const argv[], const char *const envp[], const char *cwd,
                  int in_fd, int out_fd, int err_fd, int *pid);
 
+/// annexd_spawn, the child leading a process group of its own (pgid = its pid), so that it
+/// and everything it starts can be killed at once with kill(-pid, sig).
+int annexd_spawn_group(const char *const argv[], const char *const envp[], const char *cwd,
+                       int in_fd, int out_fd, int err_fd, int *pid);
+
 /// A pseudo-terminal of columns x rows: *master and *slave, both close-on-exec
 /// (for running a program on a terminal). Returns 0, or an errno value.
 int annexd_open_pty(int *master, int *slave, unsigned short columns, unsigned short rows);

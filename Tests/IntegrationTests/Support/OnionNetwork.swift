@@ -15,18 +15,13 @@ final class OnionNetwork {
 
     let scratch = Scratch("annexd-onionnet")
     let namespace: NetNamespace?
-    private let socks: Process
+    private var socks: Process
     var mapFile: String { scratch.path + "/map" }
 
     init() throws {
         _ = FileManager.default.createFile(atPath: scratch.path + "/map", contents: Data())
-        let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/socks-standin.py"
         if getuid() == 0 {
-            let ns = try NetNamespace()
-            namespace = ns
-            socks = Process()
-            socks.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            socks.arguments = ns.argv(["python3", script, "127.0.0.1", "9050", scratch.path + "/map"])
+            namespace = try NetNamespace()
         } else {
             // Without root there is no private namespace: 9050 itself must be free.
             let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -42,10 +37,16 @@ final class OnionNetwork {
                 throw Unavailable(description: "127.0.0.1:9050 is in use and only root can make a private network namespace")
             }
             namespace = nil
-            socks = Process()
-            socks.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            socks.arguments = ["python3", script, "127.0.0.1", "9050", scratch.path + "/map"]
         }
+        socks = try Self.startSocks(namespace: namespace, mapFile: scratch.path + "/map")
+    }
+
+    private static func startSocks(namespace: NetNamespace?, mapFile: String) throws -> Process {
+        let script = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/socks-standin.py"
+        let socks = Process()
+        socks.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let argv = ["python3", script, "127.0.0.1", "9050", mapFile]
+        socks.arguments = namespace?.argv(argv) ?? argv
         let out = Pipe()
         socks.standardOutput = out
         try socks.run()
@@ -61,6 +62,19 @@ final class OnionNetwork {
             socks.terminate()
             throw Unavailable(description: "the SOCKS stand-in did not start")
         }
+        return socks
+    }
+
+    /// Kills the SOCKS stand-in (tor dying): every relayed connection breaks, and dialling
+    /// 127.0.0.1:9050 is refused until `restartSOCKS()`.
+    func killSOCKS() {
+        kill(socks.processIdentifier, SIGKILL)
+        socks.waitUntilExit()
+    }
+
+    /// Starts the stand-in again on the same port and routes.
+    func restartSOCKS() throws {
+        socks = try Self.startSocks(namespace: namespace, mapFile: mapFile)
     }
 
     deinit {

@@ -17,6 +17,8 @@ final class TransferFixture {
     var serving: Annexd?
     /// Or stock git-annex serving it.
     var stock: StockRemotedaemon?
+    /// The serving annexd's `<onion>:<port>` and the unix socket the SOCKS stand-in routes it to.
+    private(set) var servingRoute: (address: String, socket: String)?
     let annex: TestEnvironment.GitAnnex
     var root: String { daemon.scratch.path }
     var server: String { root + "/server" }
@@ -26,12 +28,15 @@ final class TransferFixture {
 
     /// `files`: name → size in random bytes, added to the server (locked). `stockDebug`: the
     /// stock remotedaemon logs the P2P messages it exchanges (`stock.logPath`).
-    /// `daemonArguments`: more options for the client's annexd.
+    /// `prepareClient` runs on the client repository before annexd adds it (to mount a
+    /// filesystem under it, say; the client annexd is started again after it). `clientDaemon`: the client annexd's git-annex (first in its
+    /// PATH) and extra arguments.
     init(files: [String: Int], annex: TestEnvironment.GitAnnex = TestEnvironment.gitAnnexVersions[0], serveWithAnnexd: Bool = true,
-         stockDebug: Bool = false, daemonArguments: [String] = []) throws {
+         stockDebug: Bool = false, clientDaemon: (annex: TestEnvironment.GitAnnex?, arguments: [String]) = (nil, []),
+         prepareClient: ((String) throws -> Void)? = nil) throws {
         self.annex = annex
         net = try OnionNetwork()
-        daemon = try Annexd(extra: daemonArguments, net: net)
+        daemon = try Annexd(extra: clientDaemon.arguments, net: net, annex: clientDaemon.annex)
         var script = "git init -q server && cd server && git annex init -q server\n"
         for (name, size) in files.sorted(by: { $0.key < $1.key }) { script += "head -c \(size) /dev/urandom > \(name)\n" }
         script += "git annex add -q . && git commit -qm files\n"
@@ -42,12 +47,21 @@ final class TransferFixture {
             let s = try Annexd(net: net)
             serving = s
             let info = try s.json("repo add \(server)")
-            try net.map("\(info["onion"]!.stringValue!):\(info["port"]!.intValue!)", to: info["socket"]!.stringValue!)
+            let route = ("\(info["onion"]!.stringValue!):\(info["port"]!.intValue!)", info["socket"]!.stringValue!)
+            servingRoute = route
+            try net.map(route.0, to: route.1)
             address = try #require(try s.json("invite --repo \(server) --name client")["address"]?.stringValue)
         } else {
             let rd = try StockRemotedaemon(repo: server, scratch: root, net: net, annex: annex, debug: stockDebug)
             stock = rd
             address = rd.address
+        }
+        if let prepareClient {
+            try prepareClient(client)
+            // As root annexd runs in a mount namespace of its own (ip netns exec), copied when it
+            // started: started again, it sees what was mounted.
+            _ = daemon.process.terminate()
+            try daemon.start()
         }
         _ = try daemon.json("repo add \(client)")
         _ = try daemon.process.call("peer.link", ["repo": .string(client), "name": "peer", "address": .string(address)])
