@@ -100,5 +100,7 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 1, "served while the query hung")
         let answer = try #require(try slow.readJSON(timeout: Self.limit + 5))
         #expect(answer["error"]?["data"]?["reason"]?.stringValue == "annex_timeout", "\(answer)")
+        // git-annex's fault, not the caller's: the git-annex error code, not invalid params.
+        #expect(answer["error"]?["code"]?.intValue == Int64(AnnexdErrorCode.gitAnnexError.rawValue), "\(answer)")
     }
 }

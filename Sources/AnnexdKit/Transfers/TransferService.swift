@@ -20,7 +20,8 @@ public final class TransferService: Sendable {
         public var kind: FailureKind {
             switch self {
             case .notFound, .unknownPeer: .notFound
-            case .invalid: .invalidArgument
+            // git-annex that did not answer is not the caller's mistake.
+            case .invalid(let code, _): code == "annex_timeout" ? .gitFailed : .invalidArgument
             case .queueFull: .busy
             }
         }
