@@ -1,0 +1,180 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import AnnexdKit
+@testable import Shared
+
+/// A private session bus (dbus-daemon --session --fork) with python3-dbusmock's recording
+/// notification server on it (capabilities body and actions).
+final class NotificationBus {
+    static let python = "/usr/bin/python3"
+    static let helper = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/notification-bus.py"
+
+    /// dbus-daemon and dbusmock's notification_daemon template are installed.
+    static var available: Bool {
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/dbus-daemon")
+            && (try? DaemonProcess.run([python, "-c", "import dbusmock.templates.notification_daemon, dbus"]).status) == 0
+    }
+
+    let address: String
+    private let daemonPID: Int32
+    private let mockPID: Int32
+    let scratch = Scratch("annexd-bus")
+
+    init() throws {
+        let r = try DaemonProcess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"])
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        guard r.status == 0, lines.count >= 2, let pid = Int32(lines[1]) else {
+            throw DaemonProcess.Failure(description: "dbus-daemon --session did not start: \(r)")
+        }
+        address = lines[0]
+        daemonPID = pid
+        mockPID = try DaemonProcess.spawn([Self.python, "-m", "dbusmock", "--template", "notification_daemon",
+                                           "-p", #"{"capabilities": "body actions"}"#],
+                                          env: ["DBUS_SESSION_BUS_ADDRESS": address], stdinPath: nil,
+                                          outputPath: scratch.path + "/dbusmock.log")
+        let deadline = Date().addingTimeInterval(20)
+        while (try? helper(["calls"]))?.status != 0 {
+            guard Date() < deadline else { throw DaemonProcess.Failure(description: "the notification mock did not come up") }
+            usleep(100_000)
+        }
+    }
+
+    deinit {
+        kill(mockPID, SIGTERM)
+        _ = DaemonProcess.waitForExit(pid: mockPID, timeout: 5)
+        kill(daemonPID, SIGTERM)
+    }
+
+    private func helper(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try DaemonProcess.run([Self.python, Self.helper] + args, env: ["DBUS_SESSION_BUS_ADDRESS": address])
+    }
+
+    /// One Notify call the server recorded, and the id it answered (the mock counts new ones from 1).
+    struct Call {
+        let id: UInt32
+        let replacesID: UInt32
+        let summary, body: String
+        let actions: [String]
+        let category: String?
+        let urgency: Int64?
+    }
+
+    /// The Notify calls so far, in order.
+    func calls() throws -> [Call] {
+        let r = try helper(["calls"])
+        guard r.status == 0 else { throw DaemonProcess.Failure(description: "GetCalls failed: \(r.stderr)") }
+        var next: UInt32 = 1
+        return try r.stdout.split(separator: "\n").map { line in
+            let j = try JSONValue(parsing: String(line))
+            let replaces = UInt32(j["replaces_id"]?.intValue ?? 0)
+            var id = replaces
+            if replaces == 0 { id = next; next += 1 }
+            return Call(id: id, replacesID: replaces, summary: j["summary"]?.stringValue ?? "", body: j["body"]?.stringValue ?? "",
+                        actions: j["actions"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                        category: j["hints"]?["category"]?.stringValue, urgency: j["hints"]?["urgency"]?.intValue)
+        }
+    }
+
+    /// Polls until `done(calls)`; the calls then (or at the deadline).
+    func waitCalls(timeout: TimeInterval = 30, until done: ([Call]) -> Bool) throws -> [Call] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let c = try calls()
+            if done(c) || Date() > deadline { return c }
+            usleep(200_000)
+        }
+    }
+
+    /// ActionInvoked(id, key), as a person choosing the action.
+    func invoke(_ id: UInt32, _ key: String) throws {
+        let r = try helper(["invoke", "\(id)", key])
+        guard r.status == 0 else { throw DaemonProcess.Failure(description: "EmitSignal failed: \(r.stderr)") }
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(5)),
+       .enabled(if: NotificationBus.available,
+                "needs dbus-daemon (Debian's dbus) and /usr/bin/python3 -m dbusmock (python3-dbusmock): make deps installs them"))
+struct NotifierTests {
+    static var annexNotify: String { Posix.dirname(TestEnvironment.annexd) + "/annex-notify" }
+
+    /// annex-notify on `bus`, following `socket`; its stderr (the log) goes to `log`.
+    func startNotifier(bus: NotificationBus, socket: String, log: String) throws -> Int32 {
+        try DaemonProcess.spawn([Self.annexNotify, "--socket", socket, "--quiet-period", "1", "--progress-interval", "1"],
+                                env: ["DBUS_SESSION_BUS_ADDRESS": bus.address], stdinPath: nil, outputPath: log)
+    }
+
+    func waitLog(_ log: String, count: Int, of text: String, timeout: TimeInterval = 30) -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let s = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if s.components(separatedBy: text).count - 1 >= count || Date() > deadline { return s }
+            usleep(100_000)
+        }
+    }
+
+    @Test func transfersFailuresTheRetryActionAndARestart() throws {
+        let bus = try NotificationBus()
+        let f = try TransferFixture(files: ["photo.jpg": 2_000_000, "later.txt": 5000])
+        // Content nobody has: added in the client, then dropped there without checking.
+        try sh("head -c 1000 /dev/urandom > lost && git annex add -q lost && git commit -qm lost && git annex drop -q --force lost",
+               in: f.client, annex: f.annex)
+        let log = bus.scratch.path + "/annex-notify.log"
+        let pid = try startNotifier(bus: bus, socket: f.daemon.socket, log: log)
+        defer {
+            kill(pid, SIGTERM)
+            _ = DaemonProcess.waitForExit(pid: pid, timeout: 5)
+        }
+        #expect(waitLog(log, count: 1, of: "subscribed to annexd").contains("subscribed to annexd"))
+
+        // A finished transfer: exactly one notification naming the file, in place of the
+        // progress notification if one was shown.
+        let photo = try #require(f.start("get", paths: ["photo.jpg"]).first?["id"]?.stringValue)
+        #expect(try f.wait(photo)["state"]?.stringValue == "done")
+        var calls = try bus.waitCalls { $0.contains { $0.summary == "Downloaded photo.jpg" } }
+        let finished = calls.filter { $0.summary == "Downloaded photo.jpg" }
+        #expect(finished.count == 1, "\(calls.map(\.summary))")
+        #expect(finished.first?.category == "transfer.complete")
+        #expect(finished.first?.body.contains("from peer") == true, "\(finished.first?.body ?? "")")
+        let progress = calls.filter { $0.summary == "Downloading photo.jpg" }
+        #expect(finished.first?.replacesID == (progress.last?.id ?? 0), "progress \(progress.map(\.id)), finished \(finished.map(\.replacesID))")
+        #expect(calls.allSatisfy { $0.actions.isEmpty || $0.actions == ["retry", "Retry"] })
+
+        // A failed transfer: the reason and a Retry action.
+        let lost = try #require(f.start("get", paths: ["lost"]).first?["id"]?.stringValue)
+        #expect(try f.wait(lost)["state"]?.stringValue == "failed")
+        calls = try bus.waitCalls { $0.contains { $0.summary == "Could not download lost" } }
+        let failure = try #require(calls.first { $0.summary == "Could not download lost" })
+        #expect(failure.body.hasSuffix("(not_on_peer)"), "\(failure.body)")
+        #expect(failure.actions == ["retry", "Retry"])
+        #expect(failure.category == "transfer.error" && failure.urgency == 2)
+
+        // Invoking the action over the bus: annexd retries the transfer (a second attempt, which fails the same way).
+        try bus.invoke(failure.id, "retry")
+        let retried = try f.wait(lost, timeout: 30) { ($0["attempt"]?.intValue ?? 0) >= 2 && $0["state"]?.stringValue == "failed" }
+        #expect(retried["attempt"]?.intValue == 2, "\(retried)")
+        #expect(waitLog(log, count: 1, of: "retrying \(lost)").contains("retrying \(lost)"))
+        calls = try bus.waitCalls { $0.filter { $0.summary == "Could not download lost" }.count >= 2 }
+        #expect(calls.filter { $0.summary == "Could not download lost" }.count == 2)
+        let before = calls.count
+
+        // annexd restarted: the notifier follows the new boot, shows what happened in it (a
+        // get started at once, before it reconnected) and nothing of the old boot again.
+        f.daemon.kill9()
+        try f.daemon.start()
+        let later = try #require(f.start("get", paths: ["later.txt"]).first?["id"]?.stringValue)
+        #expect(try f.wait(later)["state"]?.stringValue == "done")
+        #expect(waitLog(log, count: 2, of: "subscribed to annexd").contains("newBoot"))
+        calls = try bus.waitCalls { $0.contains { $0.summary == "Downloaded later.txt" } }
+        usleep(2_500_000)  // anything repeated would come with it, or within the quiet period
+        calls = try bus.calls()
+        #expect(calls.filter { $0.summary == "Downloaded later.txt" }.count == 1, "\(calls.map(\.summary))")
+        #expect(calls.filter { $0.summary == "Downloaded photo.jpg" }.count == 1, "\(calls.map(\.summary))")
+        #expect(calls.filter { $0.summary == "Could not download lost" }.count == 2, "\(calls.map(\.summary))")
+        let transfersSince = calls.dropFirst(before).filter { $0.category?.hasPrefix("transfer") == true }
+        #expect(transfersSince.map(\.summary) == ["Downloaded later.txt"], "\(calls.dropFirst(before).map(\.summary))")
+    }
+}
