@@ -23,6 +23,8 @@ final class Notifier {
     var cursor = EventCursor()
     private var events: RPCClient?
     private var reconnectAt = 0.0
+    /// After a new boot: the transfers are re-read once its kept events up to this id are taken.
+    private var resyncAfter: Int?
 
     init(socketPath: String, sink: IntentSink, timing: NotifyPolicy.Timing) {
         self.socketPath = socketPath
@@ -75,8 +77,12 @@ final class Notifier {
             cursor.subscribed(boot: result.boot, latest: result.latest, since: EventCursor.since(plan))
             log("subscribed to annexd at \(socketPath) (boot \(result.boot), \(plan))")
             events = c
-            if plan != .first { try resync(c) { early.append($0) } }
+            // A snapshot loses the events since the last one: re-read now. A new boot's replay
+            // comes first, then what it did not show of the transfers followed before.
+            if plan == .resync { try resync(c) { early.append($0) } }
+            resyncAfter = plan == .newBoot ? result.latest : nil
             early.forEach(handle)
+            resyncIfReplayed()
         } catch {
             events = nil
             let delay = cursor.connectionFailed()
@@ -111,8 +117,16 @@ final class Notifier {
         case .gap(let missed):
             log("events \(missed.lowerBound)...\(missed.upperBound) are missing; re-reading the transfers")
             show(policy.take(event: e, now: Self.now))
-            if let c = try? RPCClient(path: socketPath) { try? resync(c) { _ in } }
+            resyncAfter = 0
         }
+        resyncIfReplayed()
+    }
+
+    /// Re-reads the transfers (on a connection of its own) once the events it waited for are in.
+    private func resyncIfReplayed() {
+        guard let after = resyncAfter, (cursor.lastID ?? 0) >= after else { return }
+        resyncAfter = nil
+        do { try resync(RPCClient(path: socketPath)) { _ in } } catch { log("cannot re-read the transfers: \(error)") }
     }
 
     private func show(_ intents: [NotifyIntent]) {

@@ -84,6 +84,18 @@ struct EventRecording {
         #expect(p.take(event: rec.transfer("transfer.failed", third), now: 3) == [shown])
     }
 
+    /// transfer.retry starts the run again at attempt 1: its failure is shown again.
+    @Test func aRetriedTransferThatFailsAgainIsShownAgain() {
+        var rec = R()
+        var p = NotifyPolicy()
+        let error = TransferFailure(code: "not_on_peer", message: "nas does not have lost")
+        let failed = R.info("t9", "lost", state: .failed, attempt: 1, error: error)
+        #expect(p.take(event: rec.transfer("transfer.failed", failed), now: 0).map(\.summary) == ["Could not download lost"])
+        #expect(p.take(event: rec.transfer("transfer.resumed", R.info("t9", "lost", state: .queued, attempt: 0)), now: 1) == [])
+        #expect(p.take(event: rec.transfer("transfer.started", R.info("t9", "lost", state: .active, attempt: 1)), now: 1) == [])
+        #expect(p.take(event: rec.transfer("transfer.failed", failed), now: 2).map(\.summary) == ["Could not download lost"])
+    }
+
     @Test func aFlappingPeerIsShownOncePerWindowWithItsLatestState() {
         var rec = R()
         var p = NotifyPolicy(timing: .init(progressInterval: 5, quietPeriod: 2, flapWindow: 60))
@@ -187,8 +199,8 @@ struct EventRecording {
         #expect(cursor.connectionFailed(random: 0.5) == 1)
         cursor.subscribed(boot: "boot-2", latest: 3, since: 0)
 
-        // Re-read: t2 was brought back queued; then the replay of the new boot.
-        out = p.reconcile([R.info("t2", "b.txt", state: .queued)], now: 10)
+        // The replay of the new boot: t2 brought back queued, then done; t3 done.
+        out = []
         var new = R(boot: "boot-2")
         for e in [new.transfer("transfer.queued", R.info("t2", "b.txt", state: .queued)),
                   new.transfer("transfer.finished", R.info("t2", "b.txt", state: .done)),
@@ -196,6 +208,8 @@ struct EventRecording {
             #expect(cursor.take(id: Int(e["id"]!.intValue!), boot: "boot-2") == .deliver)
             out += p.take(event: e, now: 10)
         }
+        // Then the transfers re-read: nothing the replay showed is shown again.
+        out += p.reconcile([R.info("t2", "b.txt", state: .done)], now: 10)
         out += p.tick(now: 13)
         #expect(out == [NotifyIntent(slot: .transfers(repo: repo), replaces: false, summary: "Downloaded 2 files",
                                      body: "b.txt, c.txt\nin photos", category: "transfer.complete")])

@@ -33,8 +33,9 @@ public struct NotifyPolicy: Sendable {
         var progressShownAt: Double?
     }
     var repos: [String: RepoTransfers] = [:]
-    /// Ends already shown: "ID#done", "ID#ATTEMPT#failed".
-    var announced: Set<String> = []
+    /// The end of each transfer's current run already shown (or being batched): "done",
+    /// "ATTEMPT#failed", …; a new run (transfer.queued or .resumed: a restart, a retry) starts afresh.
+    var shownEnds: [String: String] = [:]
     /// Rate-limited slots: when one was last shown, what it showed, and what waits.
     struct Limited: Sendable {
         var shownAt: Double
@@ -102,7 +103,7 @@ public struct NotifyPolicy: Sendable {
             case .done, .failed, .canceled, .paused:
                 if repos[t.repo]?.active[t.id] != nil { out += transferEnded(t, now: now) }
             case .queued, .active, .verifying:
-                if !shownDone(t.id) { repos[t.repo, default: RepoTransfers()].active[t.id] = t }
+                if shownEnds[t.id] == nil { repos[t.repo, default: RepoTransfers()].active[t.id] = t }
             }
         }
         return out
@@ -111,25 +112,23 @@ public struct NotifyPolicy: Sendable {
     // MARK: Transfers
 
     static func endKey(_ t: TransferInfo) -> String {
-        switch t.state {
-        case .done: return "\(t.id)#done"
-        case .failed: return "\(t.id)#\(t.attempt)#failed"
-        default: return "\(t.id)#\(t.attempt)#\(t.state.rawValue)"
-        }
+        t.state == .done ? "done" : "\(t.attempt)#\(t.state.rawValue)"
     }
-
-    /// Its end was shown: a replayed progress event does not bring it back.
-    private func shownDone(_ id: String) -> Bool { announced.contains("\(id)#done") }
 
     private mutating func transferEvent(_ type: String, _ e: JSONValue, now: Double) -> [NotifyIntent] {
         guard let transfers = try? TransferWatch.transfers(inEvent: e) else { return [] }
         switch type {
         case TransferProgress.type:
             guard let repo = e["repo"]?.stringValue else { return [] }
-            for t in transfers where !shownDone(t.id) { repos[repo, default: RepoTransfers()].active[t.id] = t }
+            for t in transfers where shownEnds[t.id] == nil { repos[repo, default: RepoTransfers()].active[t.id] = t }
             return progress(repo: repo, now: now)
         case TransferQueued.type, TransferStarted.type, TransferResumed.type:
-            for t in transfers { repos[t.repo, default: RepoTransfers()].active[t.id] = t }
+            for t in transfers {
+                // A new run (queued again after a restart, or transfer.retry, which annexd
+                // announces as transfer.resumed): its end is shown afresh.
+                if type != TransferStarted.type { shownEnds[t.id] = nil }
+                repos[t.repo, default: RepoTransfers()].active[t.id] = t
+            }
             return []
         case TransferFinished.type, TransferFailed.type, TransferCanceled.type, TransferPaused.type:
             return transfers.flatMap { transferEnded($0, now: now) }
@@ -142,7 +141,8 @@ public struct NotifyPolicy: Sendable {
     /// planned is shown now (once per attempt).
     private mutating func transferEnded(_ t: TransferInfo, now: Double) -> [NotifyIntent] {
         repos[t.repo, default: RepoTransfers()].active[t.id] = nil
-        guard t.isSettled, announced.insert(Self.endKey(t)).inserted else { return [] }
+        guard t.isSettled, shownEnds[t.id] != Self.endKey(t) else { return [] }
+        shownEnds[t.id] = Self.endKey(t)
         switch t.state {
         case .done:
             repos[t.repo]?.finished.append(t)
