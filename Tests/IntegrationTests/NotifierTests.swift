@@ -128,7 +128,17 @@ struct NotifierTests {
             kill(pid, SIGTERM)
             _ = DaemonProcess.waitForExit(pid: pid, timeout: 5)
         }
+        // And one that only says what it would show (--dry-run --json), on stdout.
+        let dryLog = bus.scratch.path + "/dry-run.out"
+        let dry = try DaemonProcess.spawn([Self.annexNotify, "--socket", f.daemon.socket, "--dry-run", "--json", "--quiet-period", "1"],
+                                          env: ["DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent"], stdinPath: nil,
+                                          outputPath: dryLog, errorPath: dryLog + ".err")
+        defer {
+            kill(dry, SIGTERM)
+            _ = DaemonProcess.waitForExit(pid: dry, timeout: 5)
+        }
         #expect(waitLog(log, count: 1, of: "subscribed to annexd").contains("subscribed to annexd"))
+        #expect(waitLog(dryLog + ".err", count: 1, of: "subscribed to annexd").contains("subscribed to annexd"))
 
         // A finished transfer: exactly one notification naming the file, in place of the
         // progress notification if one was shown.
@@ -142,6 +152,9 @@ struct NotifierTests {
         let progress = calls.filter { $0.summary == "Downloading photo.jpg" }
         #expect(finished.first?.replacesID == (progress.last?.id ?? 0), "progress \(progress.map(\.id)), finished \(finished.map(\.replacesID))")
         #expect(calls.allSatisfy { $0.actions.isEmpty || $0.actions == ["retry", "Retry"] })
+        let dryLines = waitLog(dryLog, count: 1, of: "Downloaded photo.jpg").split(separator: "\n").compactMap { try? JSONValue(parsing: String($0)) }
+        let dryFinished = dryLines.filter { $0["summary"]?.stringValue == "Downloaded photo.jpg" }
+        #expect(dryFinished.count == 1 && dryFinished.first?["category"]?.stringValue == "transfer.complete", "\(dryLines)")
 
         // A failed transfer: the reason and a Retry action.
         let lost = try #require(f.start("get", paths: ["lost"]).first?["id"]?.stringValue)
