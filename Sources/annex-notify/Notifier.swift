@@ -53,10 +53,11 @@ final class Notifier {
         }
     }
 
+    /// The connection ended or could not be made: the next attempt after the cursor's backoff.
     private func lost(_ why: String) {
         events = nil
         let delay = cursor.connectionFailed()
-        log("\(why); connecting again in \(Int(delay)) s")
+        log("\(why); trying again in \(String(format: "%.1f", delay)) s")
         reconnectAt = Self.now + delay
     }
 
@@ -84,10 +85,7 @@ final class Notifier {
             early.forEach(handle)
             resyncIfReplayed()
         } catch {
-            events = nil
-            let delay = cursor.connectionFailed()
-            log("cannot follow annexd (\(error)); trying again in \(Int(delay)) s")
-            reconnectAt = Self.now + delay
+            lost("cannot follow annexd (\(error))")
         }
     }
 
