@@ -7,7 +7,7 @@ import Testing
 @testable import Shared
 
 /// A private session bus (dbus-daemon --session --fork) with python3-dbusmock's recording
-/// notification server on it (capabilities body and actions).
+/// notification server on it, with these capabilities (GetCapabilities).
 final class NotificationBus {
     static let python = "/usr/bin/python3"
     static let helper = TestEnvironment.packageRoot + "/Tests/IntegrationTests/Support/notification-bus.py"
@@ -23,7 +23,7 @@ final class NotificationBus {
     private let mockPID: Int32
     let scratch = Scratch("annexd-bus")
 
-    init() throws {
+    init(capabilities: [String] = ["body", "actions"]) throws {
         let r = try DaemonProcess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"])
         let lines = r.stdout.split(separator: "\n").map(String.init)
         guard r.status == 0, lines.count >= 2, let pid = Int32(lines[1]) else {
@@ -32,7 +32,7 @@ final class NotificationBus {
         address = lines[0]
         daemonPID = pid
         mockPID = try DaemonProcess.spawn([Self.python, "-m", "dbusmock", "--template", "notification_daemon",
-                                           "-p", #"{"capabilities": "body actions"}"#],
+                                           "-p", JSONValue.object(["capabilities": .string(capabilities.joined(separator: " "))]).serialized()],
                                           env: ["DBUS_SESSION_BUS_ADDRESS": address], stdinPath: nil,
                                           outputPath: scratch.path + "/dbusmock.log")
         let deadline = Date().addingTimeInterval(20)
@@ -202,5 +202,26 @@ struct NotifierTests {
         #expect(calls.filter { $0.summary == "Could not download lost" }.count == 2, "\(calls.map(\.summary))")
         let transfersSince = calls.dropFirst(before).filter { $0.category?.hasPrefix("transfer") == true }
         #expect(transfersSince.map(\.summary) == ["Downloaded later.txt"], "\(calls.dropFirst(before).map(\.summary))")
+    }
+
+    /// A server without the "actions" capability gets the failure without the Retry action.
+    @Test func noActionsWhereTheServerHasNone() throws {
+        let bus = try NotificationBus(capabilities: ["body"])
+        let f = try TransferFixture(files: ["a": 10])
+        try sh("head -c 1000 /dev/urandom > lost && git annex add -q lost && git commit -qm lost && git annex drop -q --force lost",
+               in: f.client, annex: f.annex)
+        let log = bus.scratch.path + "/annex-notify.log"
+        let pid = try startNotifier(bus: bus, socket: f.daemon.socket, log: log)
+        defer {
+            kill(pid, SIGTERM)
+            _ = DaemonProcess.waitForExit(pid: pid, timeout: 5)
+        }
+        #expect(waitLog(log, count: 1, of: "subscribed to annexd").contains("subscribed to annexd"))
+        let lost = try #require(f.start("get", paths: ["lost"]).first?["id"]?.stringValue)
+        #expect(try f.wait(lost)["state"]?.stringValue == "failed")
+        let calls = try bus.waitCalls { $0.contains { $0.summary == "Could not download lost" } }
+        let failure = try #require(calls.first { $0.summary == "Could not download lost" })
+        #expect(failure.actions.isEmpty, "\(failure.actions)")
+        #expect(failure.body.hasSuffix("(not_on_peer)"), "\(failure.body)")
     }
 }
