@@ -101,44 +101,58 @@ final class NotificationBus {
 struct NotifierTests {
     static var annexNotify: String { Posix.dirname(TestEnvironment.annexd) + "/annex-notify" }
 
-    /// annex-notify on `bus`, following `socket`; its stderr (the log) goes to `log`.
-    func startNotifier(bus: NotificationBus, socket: String, log: String) throws -> Int32 {
-        try DaemonProcess.spawn([Self.annexNotify, "--socket", socket, "--quiet-period", "1", "--progress-interval", "1"],
-                                env: ["DBUS_SESSION_BUS_ADDRESS": bus.address], stdinPath: nil, outputPath: log)
+    /// annex-notify following `socket` on the bus at `busAddress` (stopped when released): its
+    /// stdout goes to `output`, its stderr (the log) to `log`.
+    final class Notifier {
+        let pid: Int32
+        let output: String, log: String
+
+        init(socket: String, busAddress: String, in dir: String, name: String, _ extra: [String] = []) throws {
+            output = "\(dir)/\(name).out"
+            log = "\(dir)/\(name).log"
+            pid = try DaemonProcess.spawn([NotifierTests.annexNotify, "--socket", socket, "--quiet-period", "1",
+                                           "--progress-interval", "1"] + extra,
+                                          env: ["DBUS_SESSION_BUS_ADDRESS": busAddress], stdinPath: nil,
+                                          outputPath: output, errorPath: log)
+        }
+
+        deinit {
+            kill(pid, SIGTERM)
+            _ = DaemonProcess.waitForExit(pid: pid, timeout: 5)
+        }
+
+        /// The log once it has `count` times `text` (or at the deadline).
+        func waitLog(count: Int = 1, of text: String, timeout: TimeInterval = 30) -> String {
+            NotifierTests.wait(for: log, count: count, of: text, timeout: timeout)
+        }
     }
 
-    func waitLog(_ log: String, count: Int, of text: String, timeout: TimeInterval = 30) -> String {
+    static func wait(for file: String, count: Int, of text: String, timeout: TimeInterval = 30) -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
-            let s = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let s = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
             if s.components(separatedBy: text).count - 1 >= count || Date() > deadline { return s }
             usleep(100_000)
         }
     }
 
+    /// A file `lost` in the client whose content nobody has (added, then dropped without checking).
+    func addLostFile(_ f: TransferFixture) throws {
+        try sh("head -c 1000 /dev/urandom > lost && git annex add -q lost && git commit -qm lost && git annex drop -q --force lost",
+               in: f.client, annex: f.annex)
+    }
+
     @Test func transfersFailuresTheRetryActionAndARestart() throws {
         let bus = try NotificationBus()
         let f = try TransferFixture(files: ["photo.jpg": 2_000_000, "later.txt": 5000])
-        // Content nobody has: added in the client, then dropped there without checking.
-        try sh("head -c 1000 /dev/urandom > lost && git annex add -q lost && git commit -qm lost && git annex drop -q --force lost",
-               in: f.client, annex: f.annex)
-        let log = bus.scratch.path + "/annex-notify.log"
-        let pid = try startNotifier(bus: bus, socket: f.daemon.socket, log: log)
-        defer {
-            kill(pid, SIGTERM)
-            _ = DaemonProcess.waitForExit(pid: pid, timeout: 5)
-        }
+        try addLostFile(f)
+        let notifier = try Notifier(socket: f.daemon.socket, busAddress: bus.address, in: bus.scratch.path, name: "bus")
+        let log = notifier.log
         // And one that only says what it would show (--dry-run --json), on stdout.
-        let dryLog = bus.scratch.path + "/dry-run.out"
-        let dry = try DaemonProcess.spawn([Self.annexNotify, "--socket", f.daemon.socket, "--dry-run", "--json", "--quiet-period", "1"],
-                                          env: ["DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent"], stdinPath: nil,
-                                          outputPath: dryLog, errorPath: dryLog + ".err")
-        defer {
-            kill(dry, SIGTERM)
-            _ = DaemonProcess.waitForExit(pid: dry, timeout: 5)
-        }
-        #expect(waitLog(log, count: 1, of: "subscribed to annexd").contains("subscribed to annexd"))
-        #expect(waitLog(dryLog + ".err", count: 1, of: "subscribed to annexd").contains("subscribed to annexd"))
+        let dry = try Notifier(socket: f.daemon.socket, busAddress: "unix:path=/nonexistent", in: bus.scratch.path,
+                               name: "dry-run", ["--dry-run", "--json"])
+        #expect(notifier.waitLog(of: "subscribed to annexd").contains("subscribed to annexd"))
+        #expect(dry.waitLog(of: "subscribed to annexd").contains("subscribed to annexd"))
 
         // A finished transfer: exactly one notification naming the file, in place of the
         // progress notification if one was shown.
@@ -152,7 +166,7 @@ struct NotifierTests {
         let progress = calls.filter { $0.summary == "Downloading photo.jpg" }
         #expect(finished.first?.replacesID == (progress.last?.id ?? 0), "progress \(progress.map(\.id)), finished \(finished.map(\.replacesID))")
         #expect(calls.allSatisfy { $0.actions.isEmpty || $0.actions == ["retry", "Retry"] })
-        let dryLines = waitLog(dryLog, count: 1, of: "Downloaded photo.jpg").split(separator: "\n").compactMap { try? JSONValue(parsing: String($0)) }
+        let dryLines = Self.wait(for: dry.output, count: 1, of: "Downloaded photo.jpg").split(separator: "\n").compactMap { try? JSONValue(parsing: String($0)) }
         let dryFinished = dryLines.filter { $0["summary"]?.stringValue == "Downloaded photo.jpg" }
         #expect(dryFinished.count == 1 && dryFinished.first?["category"]?.stringValue == "transfer.complete", "\(dryLines)")
 
@@ -177,7 +191,7 @@ struct NotifierTests {
             if n["params"]?["transfer"]?["id"]?.stringValue == lost, let type = n["params"]?["type"]?.stringValue { seen.append(type) }
         }
         #expect(seen == ["transfer.resumed", "transfer.failed"], "annex-notify's log:\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-        #expect(waitLog(log, count: 1, of: "retrying \(lost)").contains("retrying \(lost)"))
+        #expect(notifier.waitLog(of: "retrying \(lost)").contains("retrying \(lost)"))
         calls = try bus.waitCalls { $0.filter { $0.summary == "Could not download lost" }.count >= 2 }
         #expect(calls.filter { $0.summary == "Could not download lost" }.count == 2)
         let before = calls.count
@@ -193,7 +207,7 @@ struct NotifierTests {
         try f.daemon.start()
         let later = try #require(f.start("get", paths: ["later.txt"]).first?["id"]?.stringValue)
         #expect(try f.wait(later)["state"]?.stringValue == "done")
-        #expect(waitLog(log, count: 2, of: "subscribed to annexd").contains("newBoot"))
+        #expect(notifier.waitLog(count: 2, of: "subscribed to annexd").contains("newBoot"))
         calls = try bus.waitCalls { $0.contains { $0.summary == "Downloaded later.txt" } }
         usleep(2_500_000)  // anything repeated would come with it, or within the quiet period
         calls = try bus.calls()
@@ -202,26 +216,22 @@ struct NotifierTests {
         #expect(calls.filter { $0.summary == "Could not download lost" }.count == 2, "\(calls.map(\.summary))")
         let transfersSince = calls.dropFirst(before).filter { $0.category?.hasPrefix("transfer") == true }
         #expect(transfersSince.map(\.summary) == ["Downloaded later.txt"], "\(calls.dropFirst(before).map(\.summary))")
+        withExtendedLifetime((notifier, dry)) {}
     }
 
     /// A server without the "actions" capability gets the failure without the Retry action.
     @Test func noActionsWhereTheServerHasNone() throws {
         let bus = try NotificationBus(capabilities: ["body"])
         let f = try TransferFixture(files: ["a": 10])
-        try sh("head -c 1000 /dev/urandom > lost && git annex add -q lost && git commit -qm lost && git annex drop -q --force lost",
-               in: f.client, annex: f.annex)
-        let log = bus.scratch.path + "/annex-notify.log"
-        let pid = try startNotifier(bus: bus, socket: f.daemon.socket, log: log)
-        defer {
-            kill(pid, SIGTERM)
-            _ = DaemonProcess.waitForExit(pid: pid, timeout: 5)
-        }
-        #expect(waitLog(log, count: 1, of: "subscribed to annexd").contains("subscribed to annexd"))
+        try addLostFile(f)
+        let notifier = try Notifier(socket: f.daemon.socket, busAddress: bus.address, in: bus.scratch.path, name: "bus")
+        #expect(notifier.waitLog(of: "subscribed to annexd").contains("subscribed to annexd"))
         let lost = try #require(f.start("get", paths: ["lost"]).first?["id"]?.stringValue)
         #expect(try f.wait(lost)["state"]?.stringValue == "failed")
         let calls = try bus.waitCalls { $0.contains { $0.summary == "Could not download lost" } }
         let failure = try #require(calls.first { $0.summary == "Could not download lost" })
         #expect(failure.actions.isEmpty, "\(failure.actions)")
         #expect(failure.body.hasSuffix("(not_on_peer)"), "\(failure.body)")
+        withExtendedLifetime(notifier) {}
     }
 }
