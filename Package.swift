@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "annexd", targets: ["annexd"]),
         .executable(name: "annex-cli", targets: ["annex-cli"]),
         .executable(name: "annex-tor-helper", targets: ["annex-tor-helper"]),
+        .executable(name: "annex-notify", targets: ["annex-notify"]),
         .library(name: "Shared", targets: ["Shared"]),
     ],
     dependencies: [
@@ -24,6 +25,8 @@ let package = Package(
                        providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CJansson", path: "Sources/CJansson", pkgConfig: "jansson",
                        providers: [.apt(["libjansson-dev"])]),
+        .systemLibrary(name: "CDBus", path: "Sources/CDBus", pkgConfig: "dbus-1",
+                       providers: [.apt(["libdbus-1-dev"])]),
         // Small C wrappers for Linux calls the Glibc module does not export.
         .target(name: "CShims", path: "Sources/CShims"),
         // Pure cores: keys, backends, P2P codec and state machines. No sockets, no processes.
@@ -48,8 +51,16 @@ let package = Package(
             "AnnexdKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // What clients of the daemon share: the RPC client over the unix socket, and the
+        // desktop notifier's pure pieces (event policy, subscription state).
+        .target(name: "ClientKit", dependencies: ["Shared"]),
         .executableTarget(name: "annex-cli", dependencies: [
-            "Shared",
+            "Shared", "ClientKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // The desktop notifier: annexd's events as org.freedesktop.Notifications (libdbus-1).
+        .executableTarget(name: "annex-notify", dependencies: [
+            "ClientKit", "Shared", "CDBus",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The torrc model, and the privileged helper that edits the system torrc (Foundation only).
@@ -65,7 +76,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AnnexdKitTests", dependencies: ["AnnexdKit", "Shared", "TranscriptSupport"]),
         .testTarget(name: "TorrcKitTests", dependencies: ["TorrcKit"]),
+        .testTarget(name: "ClientKitTests", dependencies: ["ClientKit", "Shared"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AnnexdKit", "Shared", "TorrcKit"],
-                    exclude: ["Support/socks-standin.py"]),
+                    exclude: ["Support/socks-standin.py", "Support/notification-bus.py"]),
     ]
 )

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Foundation
+import ClientKit
 import Shared
 
 @main
@@ -24,13 +25,7 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Print JSON (stable field names) instead of text.")
     var json = false
 
-    var socketPath: String {
-        if let socket { return socket }
-        let env = ProcessInfo.processInfo.environment
-        if let s = env["ANNEXD_SOCKET"], !s.isEmpty { return s }
-        if let runtime = env["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/annexd/rpc.sock" }
-        return "/tmp/annexd-\(getuid())/rpc.sock"
-    }
+    var socketPath: String { RPCClient.socketPath(explicit: socket) }
 
     func client() throws -> RPCClient { try RPCClient(path: socketPath) }
 

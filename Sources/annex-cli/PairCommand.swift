@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Foundation
+import ClientKit
 import Shared
 
 /// `annex-cli pair`: like `git annex p2p --pair`, it shows this repository's code, reads the

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import ClientKit
 import Shared
 
 /// Shows transfers as they change: JSON lines (`--json`: each event's params as is, then a

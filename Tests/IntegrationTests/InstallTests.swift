@@ -31,7 +31,7 @@ import Shared
         let scratch = Scratch("annexd-install")
         let prefix = scratch.path + "/prefix"
         let root = try stagedInstall(in: scratch)
-        for bin in ["annexd", "annex-cli"] {
+        for bin in ["annexd", "annex-cli", "annex-notify"] {
             #expect(FileManager.default.isExecutableFile(atPath: "\(root)/bin/\(bin)"), "\(bin) not installed")
             for file in ["share/bash-completion/completions/\(bin)", "share/zsh/site-functions/_\(bin)",
                          "share/fish/vendor_completions.d/\(bin).fish", "share/man/man1/\(bin).1"] {
@@ -42,6 +42,9 @@ import Shared
         #expect(unit.contains("ExecStart=/opt/annexd-test/bin/annexd daemon"), "unit:\n\(unit)")
         #expect(!unit.contains("@bindir@"))
         #expect(unit.contains("Type=notify"))
+        let notifyUnit = try read(root + "/lib/systemd/user/annex-notify.service")
+        #expect(notifyUnit.contains("ExecStart=/opt/annexd-test/bin/annex-notify\n"), "unit:\n\(notifyUnit)")
+        #expect(notifyUnit.contains("After=annexd.service") && notifyUnit.contains("Wants=annexd.service"))
 
         // Completions and man pages describe the real commands.
         let bash = try read(root + "/share/bash-completion/completions/annex-cli")
@@ -73,15 +76,17 @@ import Shared
         let analyze = try #require(Self.systemdAnalyze)
         let scratch = Scratch("annexd-install")
         let root = try stagedInstall(in: scratch)
-        let unit = try read(root + "/lib/systemd/user/annexd.service")
         var env = ProcessInfo.processInfo.environment
         env["MANPATH"] = root + "/share/man"  // Documentation=man:… pages are checked too
-        // The unit names /opt/annexd-test/bin/annexd, which exists only under DESTDIR: verify a
-        // copy that names the staged binary.
-        let staged = scratch.path + "/annexd.service"
-        try unit.replacingOccurrences(of: "/opt/annexd-test/bin", with: root + "/bin")
-            .write(toFile: staged, atomically: true, encoding: .utf8)
-        let v = try Command.run([analyze, "verify", staged], environment: env)
-        #expect(v.status == 0 && v.stderr.isEmpty, "systemd-analyze verify:\n\(v.stdout)\n\(v.stderr)")
+        for name in ["annexd", "annex-notify"] {
+            let unit = try read(root + "/lib/systemd/user/\(name).service")
+            // The unit names /opt/annexd-test/bin/…, which exists only under DESTDIR: verify a
+            // copy that names the staged binary.
+            let staged = scratch.path + "/\(name).service"
+            try unit.replacingOccurrences(of: "/opt/annexd-test/bin", with: root + "/bin")
+                .write(toFile: staged, atomically: true, encoding: .utf8)
+            let v = try Command.run([analyze, "verify", staged], environment: env)
+            #expect(v.status == 0 && v.stderr.isEmpty, "systemd-analyze verify \(name):\n\(v.stdout)\n\(v.stderr)")
+        }
     }
 }

@@ -29,7 +29,7 @@ public enum TransferWasPaused: EventKind {
 }
 public enum TransferWasResumed: EventKind {
     public static let type = "transfer.resumed"
-    public static let summary = "A paused transfer was queued again (transfer.resume)"
+    public static let summary = "A transfer was queued again: a paused one (transfer.resume), or a failed or canceled one (transfer.retry, attempt back to 0)"
 }
 public enum TransferDidFinish: EventKind {
     public static let type = "transfer.finished"

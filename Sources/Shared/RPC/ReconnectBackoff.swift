@@ -1,15 +1,15 @@
-/// When to dial a watched remote again: delays doubling from `initial` after each failed
+/// When to dial a watched remote (or annexd, for annex-notify) again: delays doubling from `initial` after each failed
 /// attempt, capped at `cap`, each spread by up to ±`jitter` (a fraction) so that remotes
 /// that went away together do not all come back in the same instant. A connection that came
 /// up starts the sequence again. Pure: the caller gives the randomness.
-struct ReconnectBackoff: Sendable, Equatable {
-    var initial: Double
-    var cap: Double
-    var jitter: Double
+public struct ReconnectBackoff: Sendable, Equatable {
+    public var initial: Double
+    public var cap: Double
+    public var jitter: Double
     /// Failed attempts since the last connection that came up.
-    private(set) var failures = 0
+    public private(set) var failures = 0
 
-    init(initial: Double = 1, cap: Double = 60, jitter: Double = 0.2) {
+    public init(initial: Double = 1, cap: Double = 60, jitter: Double = 0.2) {
         precondition(initial > 0 && cap >= initial && (0..<1).contains(jitter))
         self.initial = initial
         self.cap = cap
@@ -18,7 +18,7 @@ struct ReconnectBackoff: Sendable, Equatable {
 
     /// Another attempt failed (or a connection ended): seconds before the next one.
     /// `random` is uniform in 0..<1.
-    mutating func failed(random: Double) -> Double {
+    public mutating func failed(random: Double) -> Double {
         // 2^failures stops growing long before it could overflow: the cap is reached first.
         let base = min(cap, initial * Double(1 << min(failures, 30)))
         failures += 1
@@ -27,5 +27,5 @@ struct ReconnectBackoff: Sendable, Equatable {
     }
 
     /// A connection came up: the next failure waits `initial` again.
-    mutating func connected() { failures = 0 }
+    public mutating func connected() { failures = 0 }
 }

@@ -4,19 +4,20 @@ import Glibc
 import Foundation
 import Shared
 
-/// A blocking JSON-RPC client over annexd's unix socket.
-final class RPCClient {
-    let path: String
-    private let fd: Int32
+/// A blocking JSON-RPC client over annexd's unix socket (annex-cli, annex-notify).
+public final class RPCClient {
+    public let path: String
+    /// The connected socket, for poll(2) beside other descriptors (`readNotifications`).
+    public let fd: Int32
     private var buffer: [UInt8] = []
     private var nextID: Int64 = 1
 
-    enum Failure: Error, CustomStringConvertible {
+    public enum Failure: Error, CustomStringConvertible {
         case notRunning(String, String)
         case io(String)
         case rpc(RPCError)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .notRunning(let path, let why):
                 return "annexd is not running (\(why) at \(path)). Start it with `annexd`, or `systemctl --user start annexd`; "
@@ -27,7 +28,17 @@ final class RPCClient {
         }
     }
 
-    init(path: String) throws {
+    /// The socket clients use: `explicit` (--socket), else $ANNEXD_SOCKET, else
+    /// $XDG_RUNTIME_DIR/annexd/rpc.sock, else /tmp/annexd-UID/rpc.sock (as the daemon picks).
+    public static func socketPath(explicit: String? = nil,
+                                  environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let explicit { return explicit }
+        if let s = env["ANNEXD_SOCKET"], !s.isEmpty { return s }
+        if let runtime = env["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/annexd/rpc.sock" }
+        return "/tmp/annexd-\(getuid())/rpc.sock"
+    }
+
+    public init(path: String) throws {
         self.path = path
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure.io("cannot create a socket: \(String(cString: strerror(errno)))") }
@@ -54,12 +65,12 @@ final class RPCClient {
     deinit { close(fd) }
 
     /// Calls `M` and decodes its result; notifications that arrive meanwhile go to `onNotification`.
-    func call<M: RPCMethod>(_ method: M.Type, _ params: M.Params, onNotification: ((RPCNotification) -> Void)? = nil) throws -> M.Result {
+    public func call<M: RPCMethod>(_ method: M.Type, _ params: M.Params, onNotification: ((RPCNotification) -> Void)? = nil) throws -> M.Result {
         let json = try callRaw(M.method, params.json, onNotification: onNotification)
         return try M.Result(json: json, path: "result")
     }
 
-    func callRaw(_ method: String, _ params: JSONValue?, onNotification: ((RPCNotification) -> Void)? = nil) throws -> JSONValue {
+    public func callRaw(_ method: String, _ params: JSONValue?, onNotification: ((RPCNotification) -> Void)? = nil) throws -> JSONValue {
         let id = nextID
         nextID += 1
         try send(RPCRequest(id: .int(id), method: method, params: params).json.serializedBytes())
@@ -82,10 +93,31 @@ final class RPCClient {
     }
 
     /// Reads notifications until the connection ends (or `handler` returns false).
-    func follow(_ handler: (RPCNotification) -> Bool) throws {
+    public func follow(_ handler: (RPCNotification) -> Bool) throws {
         while let line = try readLine() {
             if case .notification(let n)? = try? RPCServerMessage(parsing: line), !handler(n) { return }
         }
+    }
+
+    /// The notifications that have arrived, without blocking beyond one read(2) (call it when
+    /// poll(2) says `fd` is readable, or to drain what an earlier call left buffered); nil when
+    /// the connection has ended and nothing is left.
+    public func readNotifications(readingSocket: Bool) throws -> [RPCNotification]? {
+        var ended = false
+        if readingSocket {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno != EINTR && errno != EAGAIN { throw Failure.io("cannot read from annexd: \(String(cString: strerror(errno)))") }
+            if n == 0 { ended = true }
+            if n > 0 { buffer.append(contentsOf: chunk[0..<n]) }
+        }
+        var out: [RPCNotification] = []
+        while let nl = buffer.firstIndex(of: 10) {
+            let line = Array(buffer[..<nl])
+            buffer.removeSubrange(...nl)
+            if case .notification(let n)? = try? RPCServerMessage(parsing: line) { out.append(n) }
+        }
+        return ended && out.isEmpty ? nil : out
     }
 
     private func send(_ bytes: [UInt8]) throws {
