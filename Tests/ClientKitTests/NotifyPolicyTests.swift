@@ -169,6 +169,8 @@ struct EventRecording {
                             R.info("t2", "b.txt", state: .failed, error: TransferFailure(code: "disk_full", message: "no space"))], now: 2)
         out += p.tick(now: 4)
         #expect(out.map(\.summary) == ["photos: a peer connected", "Could not download b.txt", "Downloaded a.txt"])
+        // With the invitation's name, the peer is named.
+        #expect(p.take(event: rec.event("peer.connected", ["client_uuid": "u-y", "peer": "nas"]), now: 11).map(\.summary) == ["photos: nas connected"])
         // The lost events replayed later (a resubscription that overlaps): nothing again.
         #expect(p.take(event: events[2], now: 5) + p.take(event: events[3], now: 5) + p.tick(now: 10) == [])
     }

@@ -35,7 +35,9 @@ extension NotifyPolicy {
                                             body: e["message"]?.stringValue ?? "", category: "network.disconnected"), now: now)
         case PeerConnected.type:
             let client = e["client_uuid"]?.stringValue ?? ""
-            return rateLimited(NotifyIntent(slot: .peer(repo: repo, peer: client), summary: "\(name): a peer connected",
+            // The invitation's name when annexd made the token, else only the UUID it claims.
+            let who = e["peer"]?.stringValue.map { "\($0) connected" } ?? "a peer connected"
+            return rateLimited(NotifyIntent(slot: .peer(repo: repo, peer: client), summary: "\(name): \(who)",
                                             body: "repository \(client)", urgency: .low, category: "network.connected"), now: now)
         case TorBootstrap.type:
             return torBootstrap(e, now: now)
