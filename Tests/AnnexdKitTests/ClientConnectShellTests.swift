@@ -69,7 +69,7 @@ import Testing
             conn.send(.version(1))
             try? conn.flush()
             _ = try? conn.readLine()  // CONNECT
-            try? conn.sendRaw(UnsafeRawBufferPointer(start: "DATA 3\nabc", count: 10))
+            try? Array("DATA 3\nabc".utf8).withUnsafeBytes { try conn.sendRaw($0) }
             // Then nothing, until the client hangs up.
             while (try? conn.readLine()) != nil {}
         }
