@@ -107,7 +107,7 @@ fuzz: fuzz-build
 	      -print_final_stats=1 -artifact_prefix=$$out/crashes/ $$out/new fuzz/corpus/$$t > $$out/log 2>&1; then \
 	    grep -E 'ERROR|SUMMARY|Fatal error|Test unit written' $$out/log | head -5; \
 	    echo "$$t: crash; reproducer in $$out/crashes/ (replay: ANNEXD_FUZZ_TARGET=$$t $(FUZZ_BIN) FILE)"; exit 1; fi; \
-	  grep -E '^#[0-9]+ +DONE|stat::(number_of_executed_units|peak_rss_mb)' $$out/log; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|stat::(number_of_executed_units|peak_rss_mb)' $$out/log; \
 	  if [ "$(FUZZ_MERGE)" = 1 ]; then ANNEXD_FUZZ_TARGET=$$t $(FUZZ_BIN) -merge=1 fuzz/corpus/$$t $$out/new > $$out/merge.log 2>&1 \
 	    || { echo "$$t: merge failed, see $$out/merge.log"; exit 1; }; fi; \
 	done
