@@ -88,6 +88,8 @@ bench: test-deps
 # committed corpus only with FUZZ_MERGE=1), the first crash stops it and says where its
 # reproducer is. `make test` runs every committed corpus once (FuzzCorpusTests).
 FUZZ_SECONDS ?= 60
+# More libFuzzer flags, e.g. FUZZ_FLAGS=-max_len=8192 or -jobs=2.
+FUZZ_FLAGS ?=
 FUZZ_TARGETS ?= p2p-codec p2p-server-preauth p2p-server-authed annex-key rpc tor-control torrc helper-args mailbox spake2 transit
 FUZZ_BUILD := .build-fuzz
 FUZZ_OUT ?= $(FUZZ_BUILD)/runs
@@ -104,7 +106,7 @@ fuzz: fuzz-build
 	  out=$(FUZZ_OUT)/$$t; mkdir -p $$out/new $$out/crashes; \
 	  echo "== $$t: $(FUZZ_SECONDS) s (log: $$out/log)"; \
 	  if ! ANNEXD_FUZZ_TARGET=$$t ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) \
-	      -print_final_stats=1 -artifact_prefix=$$out/crashes/ $$out/new fuzz/corpus/$$t > $$out/log 2>&1; then \
+	      -print_final_stats=1 $(FUZZ_FLAGS) -artifact_prefix=$$out/crashes/ $$out/new fuzz/corpus/$$t > $$out/log 2>&1; then \
 	    grep -E 'ERROR|SUMMARY|Fatal error|Test unit written' $$out/log | head -5; \
 	    echo "$$t: crash; reproducer in $$out/crashes/ (replay: ANNEXD_FUZZ_TARGET=$$t $(FUZZ_BIN) FILE)"; exit 1; fi; \
 	  grep -E '^#[0-9]+[[:space:]]+DONE|stat::(number_of_executed_units|peak_rss_mb)' $$out/log; \
