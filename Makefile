@@ -15,7 +15,7 @@ export GIT_AUTHOR_EMAIL ?= tests@annexd.invalid
 export GIT_COMMITTER_NAME ?= annexd tests
 export GIT_COMMITTER_EMAIL ?= tests@annexd.invalid
 
-.PHONY: all deps test-deps build release run demo demo-stdio test test-fast test-integration test-sanitizers bench install install-tor-helper openrpc clean
+.PHONY: all deps test-deps build release run demo demo-stdio test test-fast test-integration test-sanitizers bench fuzz fuzz-build install install-tor-helper openrpc clean
 
 all: build
 
@@ -86,6 +86,38 @@ bench: test-deps
 	$(if $(filter 0,$(shell id -u)),scripts/bench-transfers,$(SUDO) env ANNEXD=$(CURDIR)/.build/release/annexd scripts/bench-transfers)
 	$(if $(filter 0,$(shell id -u)),scripts/bench-sync,$(SUDO) env ANNEXD=$(CURDIR)/.build/release/annexd scripts/bench-sync)
 	scripts/bench-load
+
+# libFuzzer over the pure parsers and machines (Sources/FuzzTargets), address sanitizer on,
+# in its own scratch path. `make fuzz` runs each of FUZZ_TARGETS for FUZZ_SECONDS from its
+# committed corpus fuzz/corpus/<target>; new inputs go to $(FUZZ_OUT)/<target>/new (into the
+# committed corpus only with FUZZ_MERGE=1), the first crash stops it and says where its
+# reproducer is. `make test` runs every committed corpus once (FuzzCorpusTests).
+FUZZ_SECONDS ?= 60
+# More libFuzzer flags, e.g. FUZZ_FLAGS=-max_len=8192 or -jobs=2.
+FUZZ_FLAGS ?=
+FUZZ_TARGETS ?= p2p-codec p2p-server-preauth p2p-server-authed annex-key rpc tor-control torrc helper-args mailbox spake2 transit
+FUZZ_BUILD := .build-fuzz
+FUZZ_OUT ?= $(FUZZ_BUILD)/runs
+FUZZ_BIN := $(FUZZ_BUILD)/debug/annexd-fuzz
+FUZZER_LIB = $(firstword $(wildcard $(dir $(realpath $(shell command -v $(SWIFT))))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-$(shell uname -m).a))
+fuzz-build: deps
+	@[ -n "$(FUZZER_LIB)" ] || { echo "libclang_rt.fuzzer_no_main not found next to $(SWIFT): a swift.org toolchain has it"; exit 1; }
+	$(SWIFT) build --scratch-path $(FUZZ_BUILD) --product annexd-fuzz --sanitize=address \
+	  -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table -Xswiftc -DANNEXD_FUZZ \
+	  -Xlinker $(FUZZER_LIB) -Xlinker -lstdc++
+
+fuzz: fuzz-build
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
+	  out=$(FUZZ_OUT)/$$t; mkdir -p $$out/new $$out/crashes; \
+	  echo "== $$t: $(FUZZ_SECONDS) s (log: $$out/log)"; \
+	  if ! ANNEXD_FUZZ_TARGET=$$t ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) \
+	      -print_final_stats=1 $(FUZZ_FLAGS) -artifact_prefix=$$out/crashes/ $$out/new fuzz/corpus/$$t > $$out/log 2>&1; then \
+	    grep -E 'ERROR|SUMMARY|Fatal error|Test unit written' $$out/log | head -5; \
+	    echo "$$t: crash; reproducer in $$out/crashes/ (replay: ANNEXD_FUZZ_TARGET=$$t $(FUZZ_BIN) FILE)"; exit 1; fi; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|stat::(number_of_executed_units|peak_rss_mb)' $$out/log; \
+	  if [ "$(FUZZ_MERGE)" = 1 ]; then ANNEXD_FUZZ_TARGET=$$t $(FUZZ_BIN) -merge=1 fuzz/corpus/$$t $$out/new > $$out/merge.log 2>&1 \
+	    || { echo "$$t: merge failed, see $$out/merge.log"; exit 1; }; fi; \
+	done
 
 # contrib/openrpc.json and docs/API.md from the RPC method registry and the event catalogue
 # (a test fails when they differ).

@@ -66,6 +66,11 @@ let package = Package(
         // The torrc model, and the privileged helper that edits the system torrc (Foundation only).
         .target(name: "TorrcKit"),
         .executableTarget(name: "annex-tor-helper", dependencies: ["TorrcKit"]),
+        // libFuzzer targets over the pure parsers and machines; annexd-fuzz runs them (built for
+        // fuzzing only by `make fuzz`; the corpus test runs every committed input once).
+        .target(name: "FuzzTargets", dependencies: ["Shared", "TorrcKit"]),
+        .target(name: "CFuzzerDriver", path: "Sources/CFuzzerDriver"),
+        .executableTarget(name: "annexd-fuzz", dependencies: ["FuzzTargets", "CFuzzerDriver"]),
         .executableTarget(name: "annexd-bench", dependencies: ["AnnexdKit", "Shared"],
                           path: "Sources/annexd-bench"),
         // Recorded git-annex P2P sessions (transcripts/), their parser and the recording setup as
@@ -77,6 +82,7 @@ let package = Package(
         .testTarget(name: "AnnexdKitTests", dependencies: ["AnnexdKit", "Shared", "TranscriptSupport"]),
         .testTarget(name: "TorrcKitTests", dependencies: ["TorrcKit"]),
         .testTarget(name: "ClientKitTests", dependencies: ["ClientKit", "Shared"]),
+        .testTarget(name: "FuzzCorpusTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AnnexdKit", "Shared", "TorrcKit"],
                     exclude: ["Support/socks-standin.py", "Support/notification-bus.py"]),
     ]
