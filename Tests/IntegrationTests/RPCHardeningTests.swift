@@ -30,6 +30,7 @@ import Shared
     /// The daemon's memory is under `maxResident` and grew by less than `maxGrowth` since `before`.
     func expectBoundedMemory(_ d: DaemonProcess, before: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let now = try d.residentBytes()
+        guard TestEnvironment.checksResidentSize else { return }
         #expect(now < Self.maxResident, "annexd uses \(now >> 20) MiB", sourceLocation: sourceLocation)
         #expect(now - before < Self.maxGrowth, "annexd grew from \(before >> 20) MiB to \(now >> 20) MiB",
                 sourceLocation: sourceLocation)
@@ -291,7 +292,7 @@ import Shared
             #expect(try conns[i].closesWithoutMore(), "a refused connection was left open")
         }
         let rssFull = try d.residentBytes()
-        #expect(rssFull < Self.maxResident, "annexd uses \(rssFull >> 20) MiB with \(maxConnections) connections open")
+        #expect(!TestEnvironment.checksResidentSize || rssFull < Self.maxResident, "annexd uses \(rssFull >> 20) MiB with \(maxConnections) connections open")
 
         // Every admitted connection is served.
         let admitted = conns.indices.filter { !refused.contains($0) }

@@ -12,6 +12,14 @@ enum TestEnvironment {
         fatalError("package root not found above \(#filePath)")
     }()
 
+    /// The sanitizer this run is under (scripts/test-sanitizers sets ANNEXD_TESTS_SANITIZER), if
+    /// any. Resident-size bounds do not hold there: ASan keeps freed memory in quarantine and
+    /// adds shadow memory and redzones by design, TSan its shadow; every other check does.
+    static let sanitizer: String? = ProcessInfo.processInfo.environment["ANNEXD_TESTS_SANITIZER"]
+
+    /// Whether resident-size bounds are checked (not under a sanitizer; see `sanitizer`).
+    static var checksResidentSize: Bool { sanitizer == nil }
+
     /// The annexd binary built with the tests (ANNEXD_BIN overrides).
     static let annexd: String = {
         if let p = ProcessInfo.processInfo.environment["ANNEXD_BIN"] { return p }
