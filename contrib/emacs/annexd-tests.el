@@ -129,6 +129,10 @@
 (ert-deftest annexd-test-events-resume-after-a-dropped-connection ()
   "The event stream reconnects and resumes by id: nothing missed or repeated."
   (let ((buffer (annexd-transfers)) (ids nil))
+    ;; The stream must have an id to resume from before its connection drops (else it
+    ;; rightly starts afresh from a snapshot, after the transfer's events).
+    (annexd-test--wait "the event stream to be subscribed"
+                       (lambda () (annexd--stream-last-id annexd--stream)))
     (let ((record (lambda (event) (push (alist-get 'id event) ids)))
           (old (annexd--stream-conn annexd--stream)))
       (add-hook 'annexd-event-functions record)
