@@ -99,11 +99,12 @@ case "rpc-load":
     }
     print(RPCLoad.run(socket: args[1], connections: c, seconds: secs, threads: args.count > 4 ? Int(args[4]) ?? 2 : 2))
 case "p2p-load":
-    guard args.count == 7, let c = Int(args[5]), c > 0, let secs = Double(args[6]), secs > 0 else {
-        fail("usage: annexd-bench p2p-load SOCKET TOKEN REPO KEYSFILE CONNECTIONS SECONDS")
+    guard args.count >= 7, let c = Int(args[5]), c > 0, let secs = Double(args[6]), secs > 0 else {
+        fail("usage: annexd-bench p2p-load SOCKET TOKEN REPO KEYSFILE CONNECTIONS SECONDS [INTERVAL]")
     }
     Posix.ignoreSIGPIPE()
-    print(P2PLoad.run(socket: args[1], token: args[2], repo: args[3], keysFile: args[4], connections: c, seconds: secs))
+    print(P2PLoad.run(socket: args[1], token: args[2], repo: args[3], keysFile: args[4], connections: c, seconds: secs,
+                      interval: args.count > 7 ? Double(args[7]) ?? 0 : 0))
 default:
-    fail("usage: annexd-bench sha256 FILE | p2p-load SOCKET TOKEN REPO KEYSFILE CONNECTIONS SECONDS | rpc-latency SOCKET [N] | rpc-load SOCKET CONNECTIONS SECONDS [THREADS] | get LOCALREPO KEY -- SERVER-COMMAND...")
+    fail("usage: annexd-bench sha256 FILE | p2p-load SOCKET TOKEN REPO KEYSFILE CONNECTIONS SECONDS [INTERVAL] | rpc-latency SOCKET [N] | rpc-load SOCKET CONNECTIONS SECONDS [THREADS] | get LOCALREPO KEY -- SERVER-COMMAND...")
 }

@@ -10,8 +10,8 @@ import Synchronization
 /// and a burst never cuts off a client that reads: only a client that falls further behind
 /// than the ring keeps gets `event.overflow` (with where to resume), and then nothing more.
 final class EventFeed: @unchecked Sendable {
-    static let highWater = 64 << 10
-    static let lowWater = 16 << 10
+    static let highWater = 16 << 10
+    static let lowWater = 4 << 10
 
     /// Writes bytes to the client in call order; calls `written` once they have left (or the
     /// connection is gone), later: never from within the call, which holds the feed's lock.
