@@ -33,7 +33,8 @@ enum GitService {
         let inFD = child.stdinFD
         let feeder = Thread {
             while true {
-                guard let line = try? conn.readLine() else { break }
+                // Reading only: the session's thread sends CONNECTDONE on this connection meanwhile.
+                guard let line = try? conn.readLine(flushing: false) else { break }
                 guard case .data(let n)? = try? P2PMessage.parse(line) else { break }
                 do {
                     try conn.readPayload(count: n) { try Posix.writeAll(fd: inFD, $0, what: "to git") }

@@ -49,9 +49,11 @@ public final class FDConnection: @unchecked Sendable {
         }
     }
 
-    /// Next line without its newline; nil at end of stream. Flushes pending output first.
-    public func readLine() throws -> String? {
-        try flush()
+    /// Next line without its newline; nil at end of stream. Flushes pending output first,
+    /// unless `flushing` is false: a thread that only reads (the CONNECT relay's feeder) must
+    /// not touch the output another thread is writing.
+    public func readLine(flushing: Bool = true) throws -> String? {
+        if flushing { try flush() }
         while true {
             do {
                 if let line = try input.nextLine() {
