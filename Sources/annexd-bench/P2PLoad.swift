@@ -17,10 +17,12 @@ enum P2PLoad {
         var failures: [String] = []
         init(keys: [AnnexKey]) { self.keys = keys }
 
+        /// Connection attempts that were refused and tried again.
+        var retries = 0
+
         /// An authenticated connection. The listener closes connections past its limit of
         /// unauthenticated ones at accept (32), so a refused peer tries again a little later, as
         /// a git-annex peer would; the tries are counted.
-        var retries = 0
         func connect(socket: String, token: String, store: ObjectStore) -> P2PClient? {
             var last: Error?
             for attempt in 0..<20 {
@@ -32,13 +34,13 @@ enum P2PLoad {
                         return client
                     } catch {
                         client.close()
-                        throw error
+                        last = error
                     }
                 } catch {
                     last = error
-                    retries += 1
-                    usleep(UInt32(50_000 * (attempt + 1)))
                 }
+                retries += 1
+                usleep(UInt32(50_000 * (attempt + 1)))
             }
             failures.append("connect: \(last.map { "\($0)" } ?? "?")")
             return nil
@@ -89,12 +91,7 @@ enum P2PLoad {
         guard keys.count >= connections else { fail("\(keys.count) keys for \(connections) connections: each needs its own") }
         let peers = (0..<connections).map { c in Peer(keys: stride(from: c, to: keys.count, by: connections).map { keys[$0] }) }
         let start = now(), end = start + seconds
-        let group = DispatchGroup()
-        for p in peers {
-            group.enter()
-            Thread { p.run(socket: socket, token: token, store: store, until: end, interval: interval); group.leave() }.start()
-        }
-        group.wait()
+        onThreads(peers) { $0.run(socket: socket, token: token, store: store, until: end, interval: interval) }
         let elapsed = now() - start
         var millis = peers.flatMap(\.millis)
         millis.sort()

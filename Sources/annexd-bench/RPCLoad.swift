@@ -62,12 +62,7 @@ enum RPCLoad {
         let t = max(1, min(threads, connections))
         let workers = (0..<t).map { w in Worker(fds: stride(from: w, to: connections, by: t).map { fds[$0] }) }
         let measureFrom = now() + 0.5, end = measureFrom + seconds
-        let group = DispatchGroup()
-        for w in workers {
-            group.enter()
-            Thread { w.run(measureFrom: measureFrom, until: end); group.leave() }.start()
-        }
-        group.wait()
+        onThreads(workers) { $0.run(measureFrom: measureFrom, until: end) }
         fds.forEach { close($0) }
         if let f = workers.compactMap(\.failure).first { fail(f) }
         var samples = workers.flatMap(\.samples)

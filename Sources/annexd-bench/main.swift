@@ -23,6 +23,16 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+/// Runs `body` for each item on a thread of its own, and waits for all of them.
+func onThreads<T: Sendable>(_ items: [T], _ body: @escaping @Sendable (T) -> Void) {
+    let group = DispatchGroup()
+    for item in items {
+        group.enter()
+        Thread { body(item); group.leave() }.start()
+    }
+    group.wait()
+}
+
 func fail(_ s: String) -> Never {
     FileHandle.standardError.write(Data("annexd-bench: \(s)\n".utf8))
     exit(1)
