@@ -77,7 +77,7 @@ let package = Package(
         // data, for the replay tests of SharedTests (pure machines) and AnnexdKitTests (real session).
         .target(name: "TranscriptSupport", dependencies: ["Shared"], path: "Tests/TranscriptSupport",
                 resources: [.copy("transcripts")]),
-        .testTarget(name: "SharedTests", dependencies: ["Shared", "TranscriptSupport"],
+        .testTarget(name: "SharedTests", dependencies: ["Shared", "TranscriptSupport", "CJansson"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AnnexdKitTests", dependencies: ["AnnexdKit", "Shared", "TranscriptSupport"]),
         .testTarget(name: "TorrcKitTests", dependencies: ["TorrcKit"]),

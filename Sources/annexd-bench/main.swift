@@ -7,6 +7,9 @@
 //   annexd-bench rpc-load SOCKET CONNECTIONS SECONDS [THREADS]
 //       CONNECTIONS connections each with one `daemon.status` in flight (RPCLoad.swift):
 //       prints p50 and p99 in µs and req/s.
+//   annexd-bench rpc-cpu [N]
+//       The RPC server's CPU work for one `daemon.status` without I/O (RPCCPU.swift): parse,
+//       answer, write and all three, in ns per request.
 //   annexd-bench p2p-load SOCKET TOKEN REPO KEYSFILE CONNECTIONS SECONDS
 //       CONNECTIONS authenticated P2P peers getting keys at once (P2PLoad.swift): prints
 //       gets, p50 and p99 in ms, MB/s and failures.
@@ -103,6 +106,8 @@ case "rpc-latency":
     let total = now() - start
     samples.sort()
     print(String(format: "%.1f %.1f %.0f", samples[samples.count / 2], samples[samples.count * 99 / 100], Double(n + warmup) / total))
+case "rpc-cpu":
+    print(RPCCPU.run(rounds: args.count > 1 ? Int(args[1]) ?? 200_000 : 200_000))
 case "rpc-load":
     guard args.count >= 4, let c = Int(args[2]), c > 0, let secs = Double(args[3]), secs > 0 else {
         fail("usage: annexd-bench rpc-load SOCKET CONNECTIONS SECONDS [THREADS]")

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import Shared
 import Synchronization
@@ -17,6 +18,10 @@ public final class Daemon: Sendable {
     public let events: EventLog
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
+    /// The RPC server's own event loops, one per CPU (at most 4): clients are answered on all
+    /// CPUs at once, and a burst of RPC never delays the tor control connection or the peers.
+    let rpcGroup = MultiThreadedEventLoopGroup(numberOfThreads: min(max(NIOCore.System.coreCount, 1), 4))
+    private let pid = Int(getpid())
     /// Onion services; nil with `--tor none`.
     public let tor: TorManager?
     public let repos: RepositoryService
@@ -93,7 +98,7 @@ public final class Daemon: Sendable {
     }
 
     func status() -> DaemonStatus {
-        DaemonStatus(version: AnnexdAPI.version, pid: Int(getpid()), boot: events.boot,
+        DaemonStatus(version: AnnexdAPI.version, pid: pid, boot: events.boot,
                      uptime: Date().timeIntervalSince(started), stateDir: config.stateDir, socket: config.socketPath,
                      tor: config.tor, repos: repos.registry.all.count, connections: repos.connectionCount,
                      latestEvent: Int(events.latestID))
@@ -107,5 +112,6 @@ public final class Daemon: Sendable {
     /// After the lifecycle ended: the event loops the services used.
     public func shutdownEventLoops() async {
         try? await group.shutdownGracefully()
+        try? await rpcGroup.shutdownGracefully()
     }
 }

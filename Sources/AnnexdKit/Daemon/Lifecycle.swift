@@ -78,7 +78,7 @@ struct RPCLifecycle: Service {
     func run() async throws {
         try await after.value()
         let events = daemon.events
-        let server = RPCServer(socketPath: daemon.config.socketPath, group: daemon.group, dispatcher: DaemonAPI.dispatcher(daemon)) { conn in
+        let server = RPCServer(socketPath: daemon.config.socketPath, group: daemon.rpcGroup, dispatcher: DaemonAPI.dispatcher(daemon)) { conn in
             if let id = conn.setSubscription(nil) { events.unsubscribe(id) }
         }
         try server.start()

@@ -14,7 +14,9 @@ struct BoundedLineDecoder: ByteToMessageDecoder {
     init(maxLength: Int) { framer = RPCLineFramer(maxLength: maxLength) }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let (length, consumed) = try framer.nextLine(in: buffer.readableBytesView) else { return .needMoreData }
+        guard let (length, consumed) = try buffer.withUnsafeReadableBytes({ framer.nextLine(in: $0) }).get() else {
+            return .needMoreData
+        }
         let line = buffer.getSlice(at: buffer.readerIndex, length: length)!
         buffer.moveReaderIndex(forwardBy: consumed)
         context.fireChannelRead(wrapInboundOut(line))

@@ -235,7 +235,7 @@ final class RPCChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     private func reject(_ conn: RPCConnection, _ error: RPCError, drain: Bool = true) {
         rejected = true
         queued = []
-        conn.write(RPCResponse(id: .null, error: error).json.serializedBytes())
+        conn.write(RPCResponse(id: .null, error: error).serializedBytes())
         guard drain else { conn.close(); return }
         let channel = conn.channel
         channel.close(mode: .output, promise: nil)
@@ -258,13 +258,11 @@ final class RPCChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func handle(_ line: ByteBuffer, _ caller: RPCCaller) {
-        let bytes = Array(line.readableBytesView)
         let dispatcher = server.dispatcher
-        let limits = server.limits.rpc
-        let incoming = JSONRPC.parseIncoming(bytes, limits: limits)
+        let incoming = JSONRPC.parseIncoming(line.readableBytesView, limits: server.limits.rpc)
         // Methods registered inline are answered right here on the event loop: two thread hops fewer.
         if case .single(.request(let request)) = incoming, let result = dispatcher.answerInline(request, context: caller) {
-            if let id = request.id { caller.connection.write(RPCResponse(id: id, result: result).json.serializedBytes()) }
+            if let id = request.id { caller.connection.write(RPCResponse(id: id, result: result).serializedBytes()) }
             return
         }
         caller.connection.began()

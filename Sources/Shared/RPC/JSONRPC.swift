@@ -40,7 +40,12 @@ public enum JSONRPC {
         return .batch(items.map(entry(from:)))
     }
 
-    static let requestMembers: Set<String> = ["jsonrpc", "method", "params", "id"]
+    static func isRequestMember(_ key: String) -> Bool {
+        switch key {
+        case "jsonrpc", "method", "params", "id": true
+        default: false
+        }
+    }
 
     /// Validates one request object. An invalid one is answered with its id when that id was valid.
     public static func entry(from value: JSONValue) -> RPCEntry {
@@ -77,7 +82,7 @@ public enum JSONRPC {
             return invalid(replyID, "invalid_params_structure",
                            "\"params\" must be an object or an array, got \(other.kindDescription)")
         }
-        if let unknown = object.keys.first(where: { !requestMembers.contains($0) }) {
+        if let unknown = object.first(where: { !isRequestMember($0.key) })?.key {
             return invalid(replyID, "unknown_member",
                            "request member \"\(unknown)\" is not part of JSON-RPC 2.0 (allowed: jsonrpc, method, params, id)",
                            ["member": .string(unknown)])
@@ -307,7 +312,29 @@ public struct RPCResponse: Equatable, Sendable {
         return .object(o)
     }
 
-    public func serialized() -> String { json.serialized() }
+    public func serialized() -> String { String(decoding: serializedBytes(), as: UTF8.self) }
+
+    /// The text of `json`, written without building it first (a server writes one per request).
+    public func serializedBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        write(to: &out)
+        return out
+    }
+
+    func write(to out: inout [UInt8]) {
+        JSONWriter.append(#"{"jsonrpc":"2.0","id":"#, to: &out)
+        JSONWriter.write(id.json, to: &out)
+        switch result {
+        case .success(let value):
+            JSONWriter.append(#","result":"#, to: &out)
+            JSONWriter.write(value, to: &out)
+        case .failure(let error):
+            JSONWriter.append(#","error":"#, to: &out)
+            JSONWriter.write(error.json, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
 
     /// A response as a client receives it.
     public init(json: JSONValue) throws(RPCProtocolError) {
@@ -412,8 +439,21 @@ public enum RPCReply: Equatable, Sendable {
     }
 
     /// The compact text to send (no newline added), or nil when nothing is sent.
-    public func serializedBytes() -> [UInt8]? { json?.serializedBytes() }
-    public func serialized() -> String? { json?.serialized() }
+    public func serializedBytes() -> [UInt8]? {
+        switch self {
+        case .none: return nil
+        case .single(let r): return r.serializedBytes()
+        case .batch(let rs):
+            var out: [UInt8] = [UInt8(ascii: "[")]
+            for (i, r) in rs.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                r.write(to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+            return out
+        }
+    }
+    public func serialized() -> String? { serializedBytes().map { String(decoding: $0, as: UTF8.self) } }
 }
 
 // MARK: - Client side

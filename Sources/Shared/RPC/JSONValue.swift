@@ -1,4 +1,7 @@
 import CJansson
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A JSON value. Objects keep their members in the order they were received or inserted;
 /// equality and hashing ignore that order, as JSON does.
@@ -69,7 +72,7 @@ extension JSONValue: ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
     public init(floatLiteral value: Double) { self = .double(value) }
     public init(stringLiteral value: String) { self = .string(value) }
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(JSONObject(elements)) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(JSONObject(literal: elements)) }
 }
 
 extension JSONValue: CustomStringConvertible {
@@ -98,7 +101,14 @@ public struct JSONObject: Hashable, Sendable, Sequence, ExpressibleByDictionaryL
         for (k, v) in pairs { self[k] = v }
     }
 
-    public init(dictionaryLiteral elements: (String, JSONValue)...) { self.init(elements) }
+    /// Members written in code: their keys are distinct (checked in debug builds, where the
+    /// tests run), so they are taken as they are, without a search per member.
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self.init(literal: elements) }
+
+    init(literal elements: [(String, JSONValue)]) {
+        assert(Set(elements.map(\.0)).count == elements.count, "duplicate keys in a JSONObject literal")
+        self.init(uniqueEntries: elements.map { (key: $0.0, value: $0.1) })
+    }
 
     /// Members known to have unique keys (parsed by jansson with JSON_REJECT_DUPLICATES).
     init(uniqueEntries: [Element]) {
@@ -343,116 +353,133 @@ extension JSONError {
 extension JSONValue {
     /// Compact JSON text in UTF-8, members in their order, no newlines (control characters in
     /// strings are escaped), so it can go on a line-framed wire as is. Non-finite doubles,
-    /// which JSON cannot express, are written as null. Doubles are written with 15 significant
-    /// digits when that is exact for all of them (0.1, not 0.10000000000000001), else with 17
-    /// ("them": the doubles of one piece written whole, see `wholeUpTo`).
+    /// which JSON cannot express, are written as null. Each double is written with 15
+    /// significant digits when that reads back exactly (0.1, not 0.10000000000000001), else
+    /// with 17. The text is byte for byte what jansson's `json_dumpb` writes (JSON_COMPACT,
+    /// at that precision); see `JSONWriter`.
     public func serializedBytes() -> [UInt8] {
         var out: [UInt8] = []
-        Self.write(self, to: &out)
+        out.reserveCapacity(256)
+        JSONWriter.write(self, to: &out)
         return out
-    }
-
-    /// A container of more than this many values in all is written member by member (each
-    /// member through jansson on its own), so a large answer — 10 000 transfers — is never
-    /// held a second time as one jansson tree while it is written.
-    private static let wholeUpTo = 256
-
-    private static func write(_ value: JSONValue, to out: inout [UInt8]) {
-        var budget = wholeUpTo
-        guard value.fits(&budget) else {
-            switch value {
-            case .array(let items):
-                out.append(UInt8(ascii: "["))
-                for (i, item) in items.enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    write(item, to: &out)
-                }
-                out.append(UInt8(ascii: "]"))
-            case .object(let object):
-                out.append(UInt8(ascii: "{"))
-                for (i, (key, item)) in object.enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    dump(.string(key), to: &out)
-                    out.append(UInt8(ascii: ":"))
-                    write(item, to: &out)
-                }
-                out.append(UInt8(ascii: "}"))
-            default:
-                dump(value, to: &out)
-            }
-            return
-        }
-        dump(value, to: &out)
-    }
-
-    /// Whether the value has at most `budget` values in all (counting down as it looks).
-    private func fits(_ budget: inout Int) -> Bool {
-        budget -= 1
-        if budget < 0 { return false }
-        switch self {
-        case .array(let items): return items.allSatisfy { $0.fits(&budget) }
-        case .object(let object): return object.allSatisfy { $0.value.fits(&budget) }
-        default: return true
-        }
-    }
-
-    /// Appends the value as jansson writes it.
-    private static func dump(_ value: JSONValue, to out: inout [UInt8]) {
-        var fullPrecision = false
-        let json = makeJansson(value, &fullPrecision)
-        defer { json_decref(json) }
-        let precision = fullPrecision ? 17 : 15
-        let flags = Int(JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) | (precision << 11)  // JSON_REAL_PRECISION
-        let rc = withUnsafeMutablePointer(to: &out) { outPtr in
-            json_dump_callback(json, { buffer, size, data in
-                guard let buffer, let data else { return -1 }
-                let out = data.assumingMemoryBound(to: [UInt8].self)
-                buffer.withMemoryRebound(to: UInt8.self, capacity: size) {
-                    out.pointee.append(contentsOf: UnsafeBufferPointer(start: $0, count: size))
-                }
-                return 0
-            }, outPtr, flags)
-        }
-        precondition(rc == 0, "jansson failed to serialize a JSON value (out of memory?)")
     }
 
     /// Compact JSON text; see `serializedBytes()`.
     public func serialized() -> String {
         String(decoding: serializedBytes(), as: UTF8.self)
     }
+}
 
-    /// A new jansson value (reference count 1) for `value`.
-    private static func makeJansson(_ value: JSONValue, _ fullPrecision: inout Bool) -> UnsafeMutablePointer<json_t> {
-        let made: UnsafeMutablePointer<json_t>?
+/// Writes JSON text straight from a `JSONValue`, in the format of jansson's compact dump
+/// (annexd's format since its start; `JSONWriterTests` compares the two on generated values).
+/// Every reply and event is written here: going through jansson built a second tree of
+/// allocations per reply and cost ~4 µs per `daemon.status`, the largest single part of
+/// the RPC server's work (BENCHMARKS.md, "RPC: a writer without a second tree").
+enum JSONWriter {
+    static func write(_ value: JSONValue, to out: inout [UInt8]) {
         switch value {
-        case .null: made = json_null()
-        case .bool(let b): made = b ? json_true() : json_false()
-        case .int(let i): made = json_integer(json_int_t(i))
-        case .double(let d):
-            if d.isFinite {
-                if !fullPrecision && significantDigits(d) > 15 { fullPrecision = true }
-                made = json_real(d)
-            } else {
-                made = json_null()
-            }
-        case .string(let s):
-            made = withCChars(s) { json_stringn_nocheck($0, $1) }
+        case .null: append("null", to: &out)
+        case .bool(let b): append(b ? "true" : "false", to: &out)
+        case .int(let i): writeInteger(i, to: &out)
+        case .double(let d): writeDouble(d, to: &out)
+        case .string(let s): writeString(s, to: &out)
         case .array(let items):
-            made = json_array()
-            if let array = made {
-                for item in items { json_array_append_new(array, makeJansson(item, &fullPrecision)) }
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                write(item, to: &out)
             }
+            out.append(UInt8(ascii: "]"))
         case .object(let object):
-            made = json_object()
-            if let obj = made {
-                for (key, item) in object {
-                    let rc = withCChars(key) { json_object_setn_new_nocheck(obj, $0, $1, makeJansson(item, &fullPrecision)) }
-                    precondition(rc == 0, "jansson failed to set an object member (out of memory)")
+            out.append(UInt8(ascii: "{"))
+            var first = true
+            for (key, item) in object {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                writeString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                write(item, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    static func append(_ s: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    static func writeInteger(_ i: Int64, to out: inout [UInt8]) {
+        if i >= 0 && i < 10 { out.append(UInt8(ascii: "0") + UInt8(i)); return }
+        // At most 20 characters: "-9223372036854775808".
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buf in
+            var at = buf.count
+            var m = i.magnitude
+            repeat {
+                at -= 1
+                buf[at] = UInt8(ascii: "0") + UInt8(m % 10)
+                m /= 10
+            } while m > 0
+            if i < 0 { at -= 1; buf[at] = UInt8(ascii: "-") }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[at...]))
+        }
+    }
+
+    /// `%.15g` when that reads back as `d`, else `%.17g`; then as jansson's `jsonp_dtostr`:
+    /// ".0" added when there is neither '.' nor 'e', and the exponent without '+' or leading zeros.
+    static func writeDouble(_ d: Double, to out: inout [UInt8]) {
+        guard d.isFinite else { append("null", to: &out); return }
+        let precision: Int32 = significantDigits(d) > 15 ? 17 : 15
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 40) { buf in
+            let n = Int(annexd_format_double(buf.baseAddress, buf.count, precision, d))
+            precondition(n > 0 && n < buf.count, "printf failed to format a double")
+            let text = UnsafeRawBufferPointer(start: buf.baseAddress, count: n).bindMemory(to: UInt8.self)
+            guard let e = text.firstIndex(of: UInt8(ascii: "e")) else {
+                out.append(contentsOf: text)
+                if !text.contains(UInt8(ascii: ".")) { append(".0", to: &out) }
+                return
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[...e]))
+            var rest = text[(e + 1)...]
+            if rest.first == UInt8(ascii: "-") { out.append(UInt8(ascii: "-")); rest = rest.dropFirst() }
+            if rest.first == UInt8(ascii: "+") { rest = rest.dropFirst() }
+            // jansson keeps the exponent's last digit even when it is 0 ("1e0" cannot occur: %g writes "1").
+            while rest.count > 1 && rest.first == UInt8(ascii: "0") { rest = rest.dropFirst() }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: rest))
+        }
+    }
+
+    /// A quoted string: '"', '\\' and control characters escaped (\b \f \n \r \t, else
+    /// \u00XX); everything else, '/' and non-ASCII included, as it is.
+    static func writeString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { bytes in
+            var runStart = 0
+            var i = 0
+            while i < bytes.count {
+                let b = bytes[i]
+                i += 1
+                guard b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<(i - 1)]))
+                runStart = i
+                out.append(UInt8(ascii: "\\"))
+                switch b {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(b)
+                case 0x08: out.append(UInt8(ascii: "b"))
+                case 0x0C: out.append(UInt8(ascii: "f"))
+                case 0x0A: out.append(UInt8(ascii: "n"))
+                case 0x0D: out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "t"))
+                default:
+                    let hex = "0123456789ABCDEF".utf8
+                    append("u00", to: &out)
+                    out.append(hex[hex.index(hex.startIndex, offsetBy: Int(b >> 4))])
+                    out.append(hex[hex.index(hex.startIndex, offsetBy: Int(b & 0xF))])
                 }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
         }
-        guard let made else { preconditionFailure("jansson failed to allocate a JSON value (out of memory)") }
-        return made
+        out.append(UInt8(ascii: "\""))
     }
 }
 
@@ -460,16 +487,16 @@ extension JSONValue {
 /// decimal of at most 15 (DBL_DIG) digits survives a round trip through Double, so "%.15g"
 /// prints it exactly when this is at most 15.
 private func significantDigits(_ d: Double) -> Int {
-    var digits = d.description.utf8.prefix { $0 != UInt8(ascii: "e") }.filter { $0 >= 0x30 && $0 <= 0x39 }
-    while digits.last == 0x30 { digits.removeLast() }
-    return digits.drop { $0 == 0x30 }.count
-}
-
-/// The UTF-8 bytes of `s` as a C pointer (never null, even when empty) and a length.
-private func withCChars<R>(_ s: String, _ body: (UnsafePointer<CChar>, Int) -> R) -> R {
-    var s = s
-    if s.isEmpty { return "".withCString { body($0, 0) } }
-    return s.withUTF8 { buf in
-        buf.withMemoryRebound(to: CChar.self) { body($0.baseAddress!, $0.count) }
+    var count = 0, trailingZeros = 0
+    for c in d.description.utf8 {
+        if c == UInt8(ascii: "e") { break }
+        guard c >= 0x30 && c <= 0x39 else { continue }
+        if c == 0x30 {
+            if count > 0 { trailingZeros += 1 }
+        } else {
+            count += trailingZeros + 1
+            trailingZeros = 0
+        }
     }
+    return count
 }

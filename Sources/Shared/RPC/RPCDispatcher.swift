@@ -39,16 +39,18 @@ public struct RPCDispatcher<Context: Sendable>: Sendable {
         _ type: M.Type, handler: @escaping @Sendable (M.Params, Context) throws -> M.Result
     ) {
         register(type) { params, context in try handler(params, context) }
+        // do/catch rather than Result's combinators: no generic Result<M.Params, …> to look up per call.
         inlineHandlers[M.method] = { params, context in
-            Self.decode(M.Params.self, params).flatMap { decoded in
-                Result { try handler(decoded, context).json }.mapError { Self.rpcError($0, decoding: false) }
-            }
+            let decoded: M.Params
+            do { decoded = try Self.decodeParams(M.Params.self, params) } catch { return .failure(Self.rpcError(error, decoding: true)) }
+            do { return .success(try handler(decoded, context).json) } catch { return .failure(Self.rpcError(error, decoding: false)) }
         }
     }
 
     /// The outcome of `request` when its method was registered with `registerInline`, else nil.
     public func answerInline(_ request: RPCRequest, context: Context) -> Result<JSONValue, RPCError>? {
-        inlineHandlers[request.method].map { $0(request.params, context) }
+        guard let handler = inlineHandlers[request.method] else { return nil }
+        return handler(request.params, context)
     }
 
     /// The outcome of one request.

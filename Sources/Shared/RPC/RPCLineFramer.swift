@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Splits the RPC byte stream into lines (one JSON text each), refusing any line longer
 /// than `maxLength` without buffering it. Pure: the NIO decoder of the RPC server
 /// (BoundedLineDecoder) asks it where each line ends. A trailing `\r` is not part of the
@@ -13,18 +17,27 @@ public struct RPCLineFramer: Sendable {
 
     /// The next line in `unread` (the input not yet consumed): its length without `\r\n`
     /// or `\n`, and how many bytes to consume with it; nil when more bytes are needed.
-    public mutating func nextLine<C: BidirectionalCollection<UInt8>>(in unread: C) throws(LineTooLong)
+    public mutating func nextLine<C: Collection<UInt8>>(in unread: C) throws(LineTooLong)
         -> (length: Int, consumed: Int)?
     {
-        if let nl = unread.dropFirst(scanned).firstIndex(of: UInt8(ascii: "\n")) {
-            let length = unread.distance(from: unread.startIndex, to: nl)
+        let found = unread.withContiguousStorageIfAvailable { nextLine(in: UnsafeRawBufferPointer($0)) }
+            ?? Array(unread).withUnsafeBytes { nextLine(in: $0) }
+        return try found.get()
+    }
+
+    /// The same over bytes in memory (what the server's decoder passes): a scan with memchr.
+    public mutating func nextLine(in unread: UnsafeRawBufferPointer) -> Result<(length: Int, consumed: Int)?, LineTooLong> {
+        if scanned < unread.count, let base = unread.baseAddress,
+           let nl = memchr(base + scanned, Int32(UInt8(ascii: "\n")), unread.count - scanned)
+        {
+            let length = base.distance(to: UnsafeRawPointer(nl))
             scanned = 0
-            if length > maxLength { throw LineTooLong() }
-            let crlf = length > 0 && unread[unread.index(before: nl)] == UInt8(ascii: "\r")
-            return (crlf ? length - 1 : length, length + 1)
+            if length > maxLength { return .failure(LineTooLong()) }
+            let crlf = length > 0 && unread[length - 1] == UInt8(ascii: "\r")
+            return .success((crlf ? length - 1 : length, length + 1))
         }
         scanned = unread.count
-        if unread.count > maxLength { throw LineTooLong() }
-        return nil
+        if unread.count > maxLength { return .failure(LineTooLong()) }
+        return .success(nil)
     }
 }
