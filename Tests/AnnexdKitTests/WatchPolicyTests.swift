@@ -6,6 +6,37 @@ import Testing
 /// The watcher's pure parts: reconnect delays, debouncing, what counts as news, and the
 /// per-repository settings with their git-config defaults.
 @Suite struct WatchPolicyTests {
+    // MARK: Commits already here
+
+    /// A CHANGED naming only commits the repository's branches hold brings nothing to pull
+    /// (the remote took them from here); anything else is news.
+    @Test func commitsTheBranchesHoldAreNotNews() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("annexd-hold-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let env = ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+                   "GIT_COMMITTER_EMAIL": "t@example.invalid", "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        func git(_ args: String...) throws -> String {
+            let r = try Command.run(["git"] + args, cwd: dir, environment: env)
+            #expect(r.status == 0, "git \(args): \(r.stderr)")
+            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        _ = try git("init", "-q")
+        _ = try git("commit", "-q", "--allow-empty", "-m", "one")
+        let one = try git("rev-parse", "HEAD")
+        _ = try git("commit", "-q", "--allow-empty", "-m", "two")
+        let two = try git("rev-parse", "HEAD")
+        // A commit only an unmerged ref points at is not held by a branch.
+        let loose = try git("commit-tree", try git("rev-parse", "HEAD^{tree}"), "-p", two, "-m", "elsewhere")
+        _ = try git("update-ref", "refs/remotes/peer/main", loose)
+        #expect(RemoteWatchService.branchesHold([two], repo: dir))
+        #expect(RemoteWatchService.branchesHold([one, two], repo: dir))
+        #expect(!RemoteWatchService.branchesHold([two, loose], repo: dir))
+        #expect(!RemoteWatchService.branchesHold([String(repeating: "ab", count: 20)], repo: dir), "a commit not here")
+        #expect(!RemoteWatchService.branchesHold(["refs/heads/main"], repo: dir), "a ref name says nothing of its commit")
+        #expect(!RemoteWatchService.branchesHold([], repo: dir))
+    }
+
     // MARK: Backoff
 
     @Test func delaysDoubleUpToTheCap() {
@@ -67,6 +98,37 @@ import Testing
         // At once, then at most every 3 s while the stream lasts, then once after it.
         #expect(fired.count >= 4 && fired.count <= 6, "\(fired)")
         for (a, b) in zip(fired, fired.dropFirst()) { #expect(b - a <= 3.6, "\(fired)") }
+    }
+
+    /// Of two repositories watching each other, the deferring one waits out the other's wait
+    /// and pull (`quiet` plus twice its own last sync) before acting on what the other says;
+    /// the other acts at once.
+    @Test func theDeferringSideWaitsOutTheOthersPull() {
+        var d = ChangeDebouncer(quiet: 0.5, maxDelay: 3, defers: true)
+        d.changed(at: 0)
+        let fired1 = d.fire(at: 0)
+        #expect(fired1)
+        d.finished(at: 2, took: 2)
+        d.changed(at: 2.1)
+        let fired2 = d.fire(at: 6.45)
+        #expect(!fired2)
+        let fired3 = d.fire(at: 6.5)
+        #expect(fired3)
+        var other = ChangeDebouncer(quiet: 0.5, maxDelay: 3)
+        other.changed(at: 0)
+        _ = other.fire(at: 0)
+        other.finished(at: 2, took: 2)
+        other.changed(at: 2.1)
+        let fired4 = other.fire(at: 2.1)
+        #expect(fired4)
+        // Long after a quick sync's hold, a change fires at once.
+        var quick = ChangeDebouncer(quiet: 0.5, maxDelay: 3, defers: true)
+        quick.changed(at: 0)
+        _ = quick.fire(at: 0)
+        quick.finished(at: 0.1, took: 0.1)
+        quick.changed(at: 5)
+        let fired5 = quick.fire(at: 5)
+        #expect(fired5, "long after the hold, a change fires at once")
     }
 
     @Test func nothingPendingNeverFires() {

@@ -56,3 +56,42 @@ import Testing
         #expect(try again.call("settings.get")["download_limit"]?.intValue == 1 << 20)
     }
 }
+
+/// The transfer queue under a read-only state directory: a transfer.start that cannot be
+/// written down is refused with state_unwritable and queues nothing (it would be forgotten by
+/// the next start); once the directory is writable again it is queued, and a restarted daemon
+/// still has it.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct FaultTransferQueueTests {
+    @Test(.enabled(if: FaultChecks.isRoot, "a read-only bind mount needs root (and root ignores chmod)"))
+    func aStartThatCannotBeSavedIsRefusedAndQueuesNothing() throws {
+        let f = try TransferFixture(files: ["a": 10])
+        let d = f.daemon.process
+        // The peer is gone, so a queued transfer stays unfinished (peer_unreachable is retried).
+        f.serving?.kill9()
+        let start: JSONValue = ["repo": .string(f.client), "direction": "get", "keys": [.string("SHA256E-s100--" + String(repeating: "ab", count: 32))],
+                                "peer": "peer"]
+        // In the daemon's own mount namespace (the fixture's daemons may run in one of their own).
+        let inDaemon = "nsenter -t \(d.pid) -m -- "
+        var mounted = false
+        defer { if mounted { _ = try? sh(inDaemon + "umount -l '\(d.stateDir)'", in: "/", allowFailure: true) } }
+        try sh(inDaemon + "mount --bind '\(d.stateDir)' '\(d.stateDir)' && " + inDaemon + "mount -o remount,bind,ro '\(d.stateDir)'", in: "/")
+        mounted = true
+
+        let refused = try d.response("transfer.start", start)
+        let error = try #require(refused["error"], "transfer.start must fail: \(refused)")
+        #expect(error["data"]?["reason"] == "state_unwritable", "\(error)")
+        let message = error["message"]?.stringValue ?? ""
+        #expect(message.contains("transfers") && message.contains("Read-only file system") && message.contains("nothing was changed"), "\(message)")
+        #expect(try d.call("transfer.list")["total"]?.intValue == 0, "nothing queued in memory either")
+        try FaultChecks.expectServing(d)
+
+        try sh(inDaemon + "umount '\(d.stateDir)'", in: "/")
+        mounted = false
+        #expect(try d.call("transfer.start", start)["transfers"]?.arrayValue?.count == 1)
+        #expect(d.terminate() == 0)
+        let again = try DaemonProcess(stateDir: d.stateDir, socketPath: d.socketPath)
+        d.keepsDirectory = true
+        again.alsoRemove = [d.dir]
+        #expect(try again.call("transfer.list")["total"]?.intValue == 1, "the queued transfer survived the restart")
+    }
+}

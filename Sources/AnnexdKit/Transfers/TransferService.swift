@@ -133,12 +133,13 @@ public final class TransferService: Sendable {
         let locations = p.direction == .get && only == nil
             ? ((try? await Blocking.run { try AnnexQueries.locations(of: wanted.map(\.key), in: annex) }) ?? [:]) : [:]
         let now = Self.now()
-        var infos: [TransferInfo] = [], queued: [TransferInfo] = []
-        try queue.withLock { q in
+        let maxUnfinished = self.maxUnfinished
+        func enqueueAll(_ q: inout TransferQueue) throws -> (infos: [TransferInfo], queued: [TransferInfo]) {
             let unfinished = q.unfinishedCount
             if unfinished + wanted.count > maxUnfinished {
                 throw TransferError.queueFull(unfinished: unfinished, asked: wanted.count, limit: maxUnfinished)
             }
+            var infos: [TransferInfo] = [], queued: [TransferInfo] = []
             for item in wanted {
                 let candidates: [TransferPeer]
                 if let only { candidates = [only] } else {
@@ -149,9 +150,17 @@ public final class TransferService: Sendable {
                 infos.append(info)
                 if isNew { queued.append(info) }
             }
+            return (infos, queued)
         }
+        // Saved before it is queued: a transfer annexd could not write down is refused
+        // (state_unwritable), not run and then forgotten by the next start. The queue as it
+        // will be is written from a copy; the queue itself changes only once that worked.
+        var prospective = queue.withLock { $0 }
+        _ = try enqueueAll(&prospective)
+        try saveQueue(ids: prospective.order) { prospective.unfinished(among: $0) }
+        let (infos, queued) = try queue.withLock { q in try enqueueAll(&q) }
         for info in queued { events.publish(TransferQueued(repo: RepositoryService.eventRepo(repo), transfer: info)) }
-        save()
+        if queue.withLock({ $0.order }) != prospective.order { save() }
         wakeUp.signal()
         return TransferListResult(transfers: infos, total: infos.count)
     }
@@ -380,17 +389,24 @@ public final class TransferService: Sendable {
     // MARK: Persistence
 
     private func save() {
-        // A few entries at a time, each written as it is made: a queue of thousands never
-        // exists as one JSON tree, one text or one copy.
-        let ids = queue.withLock { $0.order }
+        do {
+            try saveQueue(ids: queue.withLock { $0.order }) { ids in queue.withLock { $0.unfinished(among: ids) } }
+        } catch {
+            logger.error("cannot save the transfer queue to \(error.file) (\(error.error)); the queue in memory is intact and is saved again at its next change")
+        }
+    }
+
+    /// Writes the unfinished transfers among `ids` to the state directory, `entries` handing
+    /// them over a few at a time: a queue of thousands never exists as one JSON tree, one text
+    /// or one copy.
+    private func saveQueue(ids: [String], entries: (ArraySlice<String>) -> [TransferQueue.Entry]) throws(StateDirectory.Unwritable) {
         do {
             try StateDirectory.writeAtomically(queuePath, mode: 0o600) { write in
                 var first = true
                 try write([UInt8(ascii: "[")])
                 for start in stride(from: 0, to: ids.count, by: 256) {
-                    let batch = queue.withLock { $0.unfinished(among: ids[start..<min(start + 256, ids.count)]) }
                     var bytes: [UInt8] = []
-                    for e in batch {
+                    for e in entries(ids[start..<min(start + 256, ids.count)]) {
                         if !first { bytes.append(UInt8(ascii: ",")) }
                         first = false
                         let entry: JSONValue = ["transfer": e.info.json, "repo_uuid": .string(e.repoUUID), "candidates": e.candidates.json]
@@ -401,7 +417,7 @@ public final class TransferService: Sendable {
                 try write([UInt8(ascii: "]")])
             }
         } catch {
-            logger.error("cannot save the transfer queue to \(queuePath): \(error)")
+            throw StateDirectory.Unwritable(file: queuePath, error: "\(error)")
         }
     }
 

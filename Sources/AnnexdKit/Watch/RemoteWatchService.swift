@@ -167,9 +167,22 @@ public final class RemoteWatchService: Sendable {
             events: events, memory: memory,
             memoryKey: ChangeMemoryStore.key(repo: repo.uuid, remote: target.uuid ?? target.address),
             backoff: ReconnectBackoff(initial: timing.retryInitial, cap: timing.retryCap, jitter: timing.jitter),
-            debouncer: ChangeDebouncer(quiet: timing.quiet, maxDelay: timing.maxDelay),
+            // Of two repositories watching each other, the one with the greater UUID lets the other pull first.
+            debouncer: ChangeDebouncer(quiet: timing.quiet, maxDelay: timing.maxDelay, defers: target.uuid.map { repo.uuid > $0 } ?? false),
+            hasLocally: { Self.branchesHold($0, repo: repo.path) },
             onTrigger: { [weak self] in self?.onChange(repo, peer) },
             log: { logger.info("\(repo.path): watch: \($0)") })
+    }
+
+    /// Whether every item is a commit SHA reachable from the repository's branches
+    /// (`git rev-list <shas> --not --branches` lists nothing). A ref name, a commit not here, or
+    /// git failing: no (the change is news, as before).
+    static func branchesHold(_ items: [String], repo: String) -> Bool {
+        guard !items.isEmpty, items.allSatisfy(ChangeMemory.isSHA) else { return false }
+        guard let r = try? Command.run(["git", "rev-list", "-n", "1"] + items + ["--not", "--branches"], cwd: repo, timeout: 10) else {
+            return false
+        }
+        return r.status == 0 && r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
     }
 
     private func stopConcurrently(_ all: [RemoteWatcher]) {

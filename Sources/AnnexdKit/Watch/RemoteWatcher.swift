@@ -17,6 +17,9 @@ final class RemoteWatcher: @unchecked Sendable {
         var memoryKey: String
         var backoff: ReconnectBackoff
         var debouncer: ChangeDebouncer
+        /// Whether the repository's own branches already hold every commit of a CHANGED (then
+        /// a pull brings nothing: the remote has only taken what it pulled from here).
+        var hasLocally: @Sendable ([String]) -> Bool = { _ in false }
         /// A debounced change (runs on the watcher's trigger thread; changes meanwhile gather).
         var onTrigger: @Sendable () -> Void
         var log: @Sendable (String) -> Void
@@ -113,7 +116,10 @@ final class RemoteWatcher: @unchecked Sendable {
             do { try context.memory.remember(context.memoryKey, memory) } catch {
                 context.log("cannot save what \(context.peer.name) reported: \(error)")
             }
-            if news {
+            // Two repositories watching each other would otherwise pull back and forth: each
+            // pull moves the puller's refs, which the other is told of, though it has those
+            // commits already (it made them).
+            if news && !context.hasLocally(items) {
                 context.events.publish(RemoteChanged(repo: context.repo, peer: context.peer, refs: items))
                 noteChange()
             }
@@ -159,6 +165,8 @@ final class RemoteWatcher: @unchecked Sendable {
                 cond.unlock()
                 context.onTrigger()
                 cond.lock()
+                let end = Self.now()
+                debouncer.finished(at: end, took: end - now)
                 continue
             }
             if let d = debouncer.deadline {
