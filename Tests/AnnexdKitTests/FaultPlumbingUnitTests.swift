@@ -8,8 +8,8 @@ import Testing
 
 /// Fault injection below the daemon: a command that hangs is killed with everything it
 /// started once its time limit passes; store errors (EIO, EACCES, ENOSPC) become the transfer
-/// failure codes and messages a user sees. (No device-mapper here to make a disk return EIO:
-/// the error is injected where the worker classifies it.)
+/// failure codes and messages a user sees, injected where the worker classifies them (a real
+/// EIO from a shut-down filesystem: FaultStorageTests).
 @Suite struct FaultPlumbingUnitTests {
     @Test func aHangingCommandAndItsChildrenAreKilledAtTheTimeLimit() throws {
         let started = Date()

@@ -7,11 +7,10 @@ import Testing
 @testable import Shared
 
 /// Fault injection in the receiving repository's storage (root): its .git/annex on a tmpfs too
-/// small for the content (disk_full), and its object store immutable (chattr +i: even root is
-/// denied; io_error naming the path and the errno). Each time the partial is kept, the daemon
-/// serves on, and once the storage is fixed the transfer finishes from the partial.
-/// (EIO itself: device-mapper's error target is not available here, so
-/// TransferFailureCodeTests shows how an EIO from the store is reported.)
+/// small for the content (disk_full), its object store immutable (chattr +i: even root is
+/// denied; io_error naming the path and the errno), and its .git/annex on an ext4 that the
+/// kernel has shut down (every access a real EIO). Each time the daemon serves on, and once
+/// the storage is fixed the transfer finishes (from the partial where one was kept).
 @Suite(.serialized, .timeLimit(.minutes(10))) struct FaultStorageTests {
     /// What a test did to the storage, undone at the end (shell commands, last first).
     final class Undo {
@@ -87,6 +86,61 @@ import Testing
         try FaultChecks.expectServing(f.daemon.process)
 
         objects.undoAll()
+        let end = try f.wait(id, timeout: 90)
+        #expect(end["state"]?.stringValue == "done", "\(end)")
+        #expect(sameBytes(f.client + "/big", f.server + "/big"))
+        #expect(try f.whereis(key, in: f.client).contains(f.clientUUID))
+    }
+
+    static var canLoopMount: Bool {
+        FaultChecks.isRoot && FileManager.default.fileExists(atPath: "/dev/loop-control")
+            && (try? sh("command -v losetup mkfs.ext4", in: "/")) != nil
+    }
+
+    /// A real EIO: the client's .git/annex on an ext4 in a loop device, shut down by the
+    /// kernel (EXT4_IOC_SHUTDOWN, as xfstests does; EXT4_GOING_FLAGS_DEFAULT writes everything out
+    /// first, so what was on it is intact: with only the journal flushed, git-annex's index,
+    /// copied there just before, came back short and git-annex could not read it). Every access then fails with "Input/output error": the get is an
+    /// io_error naming the path, retried; the daemon serves on. The filesystem mounted again
+    /// (annexd stopped for it, then started), the queued transfer finishes and verifies.
+    @Test(.enabled(if: canLoopMount, "a loop-mounted ext4 needs root, /dev/loop-control, losetup and mkfs.ext4"))
+    func aFilesystemGivingEIOIsAnIOErrorAndTheRetryFinishes() throws {
+        let mounts = Undo()
+        let scratch = Scratch("annexd-fault-eio")
+        let image = scratch.path + "/annex.ext4"
+        var loop = ""
+        let f = try TransferFixture(files: ["big": 4 << 20]) { client in
+            loop = try sh("truncate -s 64M '\(image)' && mkfs.ext4 -q -F '\(image)' && losetup -f --show '\(image)'", in: client)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            mounts.undo.append("losetup -d '\(loop)'")
+            try sh("""
+                mv .git/annex .git/annex.orig && mkdir .git/annex
+                mount '\(loop)' .git/annex
+                cp -a .git/annex.orig/. .git/annex/ && rm -rf .git/annex.orig
+                """, in: client)
+            mounts.undo.append("umount -l '\(client)/.git/annex'")
+        }
+        defer { mounts.undoAll() }
+        let annexDir = f.client + "/.git/annex"
+        _ = try f.daemon.process.call("settings.set", ["retry_delay": 1, "retries": 20])
+        try sh("""
+            python3 -c 'import fcntl, os, struct; fd = os.open(".", os.O_RDONLY); fcntl.ioctl(fd, 0x8004587d, struct.pack("I", 0))'
+            """, in: annexDir)
+        let key = try f.key("big")
+        let id = try f.start("get", paths: ["big"])[0]["id"]!.stringValue!
+        let failed = try f.wait(id, timeout: 30, until: { $0["error"]?["code"]?.stringValue != nil || $0["state"]?.stringValue == "done" })
+        #expect(failed["error"]?["code"]?.stringValue == "io_error", "\(failed)")
+        let message = failed["error"]?["message"]?.stringValue ?? ""
+        #expect(message.contains("Input/output error") && message.contains("/.git/annex"), "names the errno and the path: \(message)")
+        #expect(failed["state"]?.stringValue == "queued", "retried: \(failed)")
+        try FaultChecks.expectServing(f.daemon.process)
+
+        // The repair a user would make: annexd stopped (its git-annex helpers hold files on the
+        // filesystem, which cannot be unmounted before), the filesystem mounted again (the
+        // journal replayed), annexd started: the queued transfer finishes.
+        #expect(f.daemon.process.terminate() == 0)
+        try sh("umount '\(annexDir)' && mount '\(loop)' '\(annexDir)'", in: "/")
+        try f.daemon.start()
         let end = try f.wait(id, timeout: 90)
         #expect(end["state"]?.stringValue == "done", "\(end)")
         #expect(sameBytes(f.client + "/big", f.server + "/big"))
