@@ -9,7 +9,7 @@ import Testing
 
 /// P2PClient.connectService (CONNECT's shell) against annexd's own server session over a
 /// socketpair, its git service real: and a server that goes quiet, for the idle limit.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct ClientConnectShellTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct ClientConnectShellTests {
     /// A socketpair: the client's end, and a thread running `server` on the other.
     static func pair(_ server: @escaping @Sendable (Int32) -> Void) throws -> Int32 {
         var fds: [Int32] = [-1, -1]

@@ -3,7 +3,7 @@ import Testing
 @testable import AnnexdKit
 @testable import Shared
 
-@Suite(.timeLimit(.minutes(10))) struct PipelinedHasherTests {
+@Suite(.timeLimit(minutes: 10)) struct PipelinedHasherTests {
     /// (libsodium's, in one call: byte by byte in a debug build took seconds for 5 MiB.)
     static func random(_ count: Int) -> [UInt8] { Sodium.randomBytes(count) }
 

@@ -10,7 +10,7 @@ import TranscriptSupport
 /// writes the recorded client's bytes and reads the server's. What annexd sends must equal
 /// what git-annex-shell sent, except for the deliberate deviations in `ServerDeviations.table`
 /// and the value of TIMESTAMP (the host's clock).
-@Suite(.timeLimit(.minutes(5))) struct TranscriptReplayServerTests {
+@Suite(.timeLimit(minutes: 5)) struct TranscriptReplayServerTests {
     static let transcripts = TranscriptFixtures.all
 
     @Test func fixturesArePresent() throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// The transfer scheduler's wake-up: a signal ends a wait early; a timeout ends it otherwise.
 /// (Async and timed: in the Makefile's second pass, where blocking tests do not starve it.)
-@Suite(.timeLimit(.minutes(1))) struct WakeSignalTests {
+@Suite(.timeLimit(minutes: 1)) struct WakeSignalTests {
     static func seconds(_ body: () async -> Void) async -> Double {
         let start = Date()
         await body()

@@ -10,7 +10,7 @@ import Testing
 /// through the SOCKS stand-in: the client (annexd) gets files from the stock server, then
 /// drops here (the server's copy locked with LOCKCONTENT) and from the server (REMOVE, or
 /// REMOVE-BEFORE with a v3+ peer), or is refused.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct ContentDropStockTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct ContentDropStockTests {
     @Test(.enabled(if: getuid() == 0, "serving with stock remotedaemon needs root (a mount namespace to bind-mount /etc/tor/torrc)"),
           arguments: TestEnvironment.gitAnnexVersions)
     func dropHereAndFromAStockPeer(annex: TestEnvironment.GitAnnex) throws {

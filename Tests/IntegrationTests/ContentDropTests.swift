@@ -9,7 +9,7 @@ import Testing
 /// `content.drop` against real peers: two annexd daemons serving repoA and repoB, linked to
 /// each other through the SOCKS stand-in for tor, both holding the same files; stock
 /// git-annex reads the location logs and races a drop.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct ContentDropTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct ContentDropTests {
     typealias Annexd = DaemonTorAnnexTests.Annexd
 
     /// repoA on daemon `a` (remote "b"), repoB on daemon `b` (remote "a"); `files` are in both,

@@ -5,7 +5,7 @@ import Testing
 /// annexd's content locks and stock git-annex's, on the same repository: a
 /// LOCKCONTENT held by annexd stops `git annex drop`, and a lock git-annex
 /// holds for a drop stops annexd from locking, removing or serving the content.
-@Suite(.timeLimit(.minutes(10))) struct ContentLockInteropTests {
+@Suite(.timeLimit(minutes: 10)) struct ContentLockInteropTests {
     static let versions = TestEnvironment.gitAnnexVersions
     static let content = bytes("locked content\n")
 

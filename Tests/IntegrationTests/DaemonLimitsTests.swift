@@ -9,7 +9,7 @@ import Testing
 /// The daemon's own resource limits: started with systemd's default soft limit on open files
 /// (1024) it raises it to the hard limit, so its own connection limits (1024 RPC connections,
 /// 256 P2P connections per repository, …) are what bounds it, not EMFILE.
-@Suite(.timeLimit(.minutes(10))) struct DaemonLimitsTests {
+@Suite(.timeLimit(minutes: 10)) struct DaemonLimitsTests {
     /// The soft and hard "Max open files" of a process, from /proc/PID/limits.
     static func openFileLimits(of pid: Int32) throws -> (soft: String, hard: String) {
         let text = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)

@@ -10,7 +10,7 @@ import Testing
 /// (joined with --tor-extra-config) and a test-started "system" tor reached on
 /// its control socket. Stock git-annex reaches the onions through a tor client
 /// of the same network, seen at 127.0.0.1:9050.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct DaemonPrivateTorTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct DaemonPrivateTorTests {
     static let publishTimeout: TimeInterval = 90
 
     /// annexd with its own tor joined to the network; SOCKS on a free port.

@@ -10,7 +10,7 @@ import Testing
 /// repository registered with `annex-cli repo add`, a peer address from
 /// `annex-cli invite`, linked by `git annex p2p --link`, reached through a
 /// SOCKS5 stand-in for tor on 127.0.0.1:9050.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct DaemonTorAnnexTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct DaemonTorAnnexTests {
     /// A real annexd child (`DaemonProcess`) and a scratch directory for the test's repositories.
     final class Annexd {
         let scratch = Scratch("annexd-d")

@@ -6,7 +6,7 @@ import Testing
 /// a clone linked to another annexd through the SOCKS stand-in: get and drop from dired, copy
 /// to the peer, the transfers buffer following a transfer to its end, the event stream resuming
 /// by id after a dropped connection, the peers buffer, errors in clear words.
-@Suite(.timeLimit(.minutes(10))) struct EmacsClientTests {
+@Suite(.timeLimit(minutes: 10)) struct EmacsClientTests {
     static let dir = TestEnvironment.packageRoot + "/contrib/emacs"
     static let emacs = ["/usr/bin/emacs", "/usr/local/bin/emacs", "/bin/emacs"].first {
         FileManager.default.isExecutableFile(atPath: $0)

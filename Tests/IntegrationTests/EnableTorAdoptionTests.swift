@@ -12,7 +12,7 @@ import Testing
 /// reports that address, and a stock git-annex reaches the repository at it.
 /// A restarted annexd finds the enable-tor setup again by itself; once the helper
 /// removes the hidden service, the onion is gone.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct EnableTorAdoptionTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct EnableTorAdoptionTests {
     @Test(.enabled(if: geteuid() == 0, "annex-tor-helper runs as root (annexd would ask pkexec or sudo for it); run the tests as root"))
     func torEnableSystemAddsAndAdoptsAnEnableTorService() throws {
         let net = try PrivateTorNetwork.shared()

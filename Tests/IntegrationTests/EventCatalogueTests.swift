@@ -8,7 +8,7 @@ import Testing
 
 /// Every event annexd publishes is declared once (Sources/Shared/RPC/Events), listed in the
 /// OpenRPC document with its schema, and delivered with exactly its declared fields.
-@Suite(.timeLimit(.minutes(10))) struct EventCatalogueTests {
+@Suite(.timeLimit(minutes: 10)) struct EventCatalogueTests {
     static let repo = EventRepo(path: "/srv/annex/photos", uuid: "4f1c8a52-0000-4000-8000-000000000001")
     static let info = RepoInfo(uuid: repo.uuid, path: repo.path, bare: false,
                                onion: "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion", port: 4242,

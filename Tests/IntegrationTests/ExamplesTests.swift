@@ -7,7 +7,7 @@ import Testing
 import Shared
 
 /// The integrations in contrib/examples, run as a user would copy them, against a real annexd.
-@Suite(.timeLimit(.minutes(10))) struct ExamplesTests {
+@Suite(.timeLimit(minutes: 10)) struct ExamplesTests {
     static let examples = TestEnvironment.packageRoot + "/contrib/examples"
     static let haveSocatAndJq = ["socat", "jq"].allSatisfy { tool in
         ["/usr/bin/", "/bin/", "/usr/local/bin/"].contains { FileManager.default.isExecutableFile(atPath: $0 + tool) }

@@ -11,7 +11,7 @@ import Testing
 /// message, or hangs in them. A failing query is an RPC error carrying git-annex's message;
 /// a hanging one is killed (with what it started) after --plumbing-timeout and is an
 /// annex_timeout error; the daemon serves on, and once git-annex behaves the get works.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct FaultAnnexPlumbingTests {
+@Suite(.serialized, .timeLimit(minutes: 5)) struct FaultAnnexPlumbingTests {
     /// Seconds a query may take in these tests.
     static let limit = 3.0
     /// How long the hanging wrapper sleeps: unlikely to match any other process's sleep.

@@ -11,7 +11,7 @@ import Testing
 /// mid-DATA. Each time the attempt fails with its precise reason, nothing bad is stored, a
 /// good partial is resumed, and the retry (to the same peer, behaving again) finishes.
 /// (A peer that stops mid-DATA: TransferSettingsIntegrationTests.aPeerThatStopsMidDataIsStalledAndTheTransferResumes.)
-@Suite(.serialized, .timeLimit(.minutes(10))) struct FaultPeerDataTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct FaultPeerDataTests {
     static let size = 4 << 20
 
     /// A fixture whose serving peer is behind a fault peer; the retry comes `retryDelay` s later.

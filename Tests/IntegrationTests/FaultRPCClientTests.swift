@@ -10,7 +10,7 @@ import Testing
 /// clients that send a batch and close before reading its replies. The daemon serves the
 /// others throughout (a subscriber that stays sees every event), and gives back every
 /// descriptor those clients held (/proc/PID/fd).
-@Suite(.serialized, .timeLimit(.minutes(5))) struct FaultRPCClientTests {
+@Suite(.serialized, .timeLimit(minutes: 5)) struct FaultRPCClientTests {
     struct Setup {
         let d: DaemonProcess
         let scratch: Scratch

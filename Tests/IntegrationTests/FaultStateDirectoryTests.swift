@@ -10,7 +10,7 @@ import Testing
 /// mount; root ignores permissions). Operations that must persist fail with state_unwritable
 /// and a message naming the file and the errno, and change nothing in memory either; the
 /// daemon serves on, and once the directory is writable again they work, and survive a restart.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct FaultStateDirectoryTests {
+@Suite(.serialized, .timeLimit(minutes: 5)) struct FaultStateDirectoryTests {
     private func rpcError(_ body: () throws -> Any) -> RPCError? {
         do { _ = try body() } catch let e as RPCError { return e } catch { return nil }
         return nil
@@ -61,7 +61,7 @@ import Testing
 /// written down is refused with state_unwritable and queues nothing (it would be forgotten by
 /// the next start); once the directory is writable again it is queued, and a restarted daemon
 /// still has it.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct FaultTransferQueueTests {
+@Suite(.serialized, .timeLimit(minutes: 5)) struct FaultTransferQueueTests {
     @Test(.enabled(if: FaultChecks.isRoot, "a read-only bind mount needs root (and root ignores chmod)"))
     func aStartThatCannotBeSavedIsRefusedAndQueuesNothing() throws {
         let f = try TransferFixture(files: ["a": 10])

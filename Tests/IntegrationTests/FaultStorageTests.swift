@@ -11,7 +11,7 @@ import Testing
 /// denied; io_error naming the path and the errno), and its .git/annex on an ext4 that the
 /// kernel has shut down (every access a real EIO). Each time the daemon serves on, and once
 /// the storage is fixed the transfer finishes (from the partial where one was kept).
-@Suite(.serialized, .timeLimit(.minutes(10))) struct FaultStorageTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct FaultStorageTests {
     /// What a test did to the storage, undone at the end (shell commands, last first).
     final class Undo {
         var undo: [String] = []

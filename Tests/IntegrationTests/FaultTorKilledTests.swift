@@ -12,7 +12,7 @@ import Testing
 /// transfer finishes from the partial; the daemon serves throughout.
 /// (The private Tor network's own client tor: DaemonPrivateTorTests; the peer itself dying:
 /// TransferRecoveryTests.aPeerThatDiesIsRetriedUntilItReturns.)
-@Suite(.serialized, .timeLimit(.minutes(10))) struct FaultTorKilledTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct FaultTorKilledTests {
     @Test func torKilledMidGetIsRetriedAndFinishesWhenTorIsBack() throws {
         let size = 32 << 20
         let f = try TransferFixture(files: ["big": size])

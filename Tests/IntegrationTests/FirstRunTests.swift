@@ -7,7 +7,7 @@ import Testing
 
 /// A bare `annexd` (what `make run` starts) says, once ready and only while it has no
 /// repository, what to do next and where the socket and the logs are.
-@Suite(.timeLimit(.minutes(5))) struct FirstRunTests {
+@Suite(.timeLimit(minutes: 5)) struct FirstRunTests {
     /// Polls `log` (bounded) until it contains `text`.
     func waitFor(_ text: String, in log: () -> String, timeout: TimeInterval = 15) throws {
         let deadline = Date().addingTimeInterval(timeout)

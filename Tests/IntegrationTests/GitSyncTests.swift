@@ -9,7 +9,7 @@ import Testing
 /// GitSync against a stand-in for `annexd git-connect` that fails as it does when a peer is
 /// down: git annex sync exits 0 even so (both versions), and the pull must still fail, with
 /// git-connect's code.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct GitSyncTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct GitSyncTests {
     @Test(arguments: TestEnvironment.gitAnnexVersions)
     func aFetchThatFailsInsideGitAnnexSyncIsAFailure(annex: TestEnvironment.GitAnnex) throws {
         let scratch = Scratch("annexd-gitsync")

@@ -95,7 +95,7 @@ final class NotificationBus {
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(5)),
+@Suite(.serialized, .timeLimit(minutes: 5),
        .enabled(if: NotificationBus.available,
                 "needs dbus-daemon (Debian's dbus) and /usr/bin/python3 -m dbusmock (python3-dbusmock): make deps installs them"))
 struct NotifierTests {

@@ -10,7 +10,7 @@ import AnnexdKit
 /// from the same key, whether tor reads it from a HiddenServiceDir, makes it itself, or gets
 /// it through ADD_ONION. Every tor here runs with `DisableNetwork 1`: it touches no network,
 /// yet still loads keys and writes `hostname` at startup.
-@Suite(.timeLimit(.minutes(10))) struct OnionKeyTorTests {
+@Suite(.timeLimit(minutes: 10)) struct OnionKeyTorTests {
     static let tor = "/usr/sbin/tor"
     static let timeout: TimeInterval = 30
 

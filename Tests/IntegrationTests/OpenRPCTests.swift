@@ -6,7 +6,7 @@ import Shared
 /// contrib/openrpc.json is generated from the method registry (`make openrpc`, which runs
 /// `annexd openrpc`); these fail when the two drift apart, and check that `rpc.discover` on a
 /// running daemon returns the same document.
-@Suite(.timeLimit(.minutes(10))) struct OpenRPCTests {
+@Suite(.timeLimit(minutes: 10)) struct OpenRPCTests {
     static let committedPath = TestEnvironment.packageRoot + "/contrib/openrpc.json"
     static let regenerate = "contrib/openrpc.json is out of date with the RPC method registry: run `make openrpc` and commit the result"
 

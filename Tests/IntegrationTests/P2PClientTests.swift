@@ -5,7 +5,7 @@ import Testing
 
 /// annexd's P2P client against real servers: `git-annex-shell p2pstdio` of
 /// both git-annex versions, and `annexd p2p-stdio`.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct P2PClientTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct P2PClientTests {
     enum Server: CustomStringConvertible, Sendable {
         case gitAnnexShell(TestEnvironment.GitAnnex)
         case annexd

@@ -6,7 +6,7 @@ import Testing
 /// the exact ERROR annexd sends, and nothing is stored, lost or written outside
 /// the annex. Each test drives its own session against a repository made by
 /// stock git-annex.
-@Suite(.timeLimit(.minutes(10))) struct P2PStdioBadInputTests {
+@Suite(.timeLimit(minutes: 10)) struct P2PStdioBadInputTests {
     static let hello = bytes("hello world\n")
 
     // MARK: Framing

@@ -3,7 +3,7 @@ import Testing
 @testable import AnnexdKit
 
 /// CONNECT, NOTIFYCHANGE and DATA-PRESENT on `annexd p2p-stdio`, with real git behind them.
-@Suite(.timeLimit(.minutes(10))) struct P2PStdioServicesTests {
+@Suite(.timeLimit(minutes: 10)) struct P2PStdioServicesTests {
     /// Reads DATA frames until the git protocol's flush packet ends the ref advertisement.
     func readAdvertisement(_ p: P2PProcess) throws -> String {
         var text = ""

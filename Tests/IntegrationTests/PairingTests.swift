@@ -82,7 +82,7 @@ final class Interactive {
 /// the onion stand-in. And every way pairing can fail leaves no token and no remote behind.
 /// Everything runs where lo is the only interface (the onion stand-in in a namespace of its own
 /// within that one, as root).
-@Suite(.serialized, .timeLimit(.minutes(5)),
+@Suite(.serialized, .timeLimit(minutes: 5),
        .enabled(if: WormholeReference.available, "needs magic-wormhole in .venv (make test creates it)"),
        .enabled(if: NetworkIsolation.onlyLoopback, NetworkIsolation.why))
 struct PairingTests {

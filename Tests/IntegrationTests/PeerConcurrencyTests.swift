@@ -8,7 +8,7 @@ import Testing
 
 /// RPC requests run concurrently; a repository's creds/p2pauth is edited by each invitation
 /// and revocation. None may lose another's token.
-@Suite(.timeLimit(.minutes(10))) struct PeerConcurrencyTests {
+@Suite(.timeLimit(minutes: 10)) struct PeerConcurrencyTests {
     let daemon: DaemonProcess
     let scratch = Scratch("annexd-invites")
     let repo: String

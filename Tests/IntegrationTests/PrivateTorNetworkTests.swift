@@ -9,7 +9,7 @@ import Testing
 /// it bootstraps, a tor joined to it publishes an onion reachable through the network's client,
 /// and `tor-testnet stop` leaves none of its tors behind. Needs tor installed: without it these
 /// tests fail (CI installs it), they do not skip.
-@Suite(.timeLimit(.minutes(10))) struct PrivateTorNetworkTests {
+@Suite(.timeLimit(minutes: 10)) struct PrivateTorNetworkTests {
     /// A unix-socket server answering every connection with one line: the onion's backend.
     static let lineServer = """
     import os, socket, sys

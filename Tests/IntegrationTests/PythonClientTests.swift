@@ -4,7 +4,7 @@ import Testing
 /// contrib/python/annexd_client.py: its own unittest file (contrib/python/tests), which starts
 /// real annexd daemons (this build's) to check call, batch, errors, the not-running error, and
 /// event resume after a dropped connection and after an annexd restart.
-@Suite(.timeLimit(.minutes(10))) struct PythonClientTests {
+@Suite(.timeLimit(minutes: 10)) struct PythonClientTests {
     @Test func clientTestsPassAgainstARealAnnexd() throws {
         let dir = TestEnvironment.packageRoot + "/contrib/python/tests"
         let r = try DaemonProcess.run(["python3", "-m", "unittest", "discover", "-s", dir, "-v"],

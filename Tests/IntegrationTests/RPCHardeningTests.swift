@@ -10,7 +10,7 @@ import Shared
 /// serving (a fresh connection's `daemon.status` still answers) and its memory stays bounded.
 /// Also the daemon's life cycle as a user sees it: a second daemon refused, SIGTERM, and
 /// annex-cli with no daemon.
-@Suite(.timeLimit(.minutes(10))) struct RPCHardeningTests {
+@Suite(.timeLimit(minutes: 10)) struct RPCHardeningTests {
     /// Resident memory the daemon may never exceed, and may not grow by in one case.
     static let maxResident = 100 << 20
     static let maxGrowth = 32 << 20

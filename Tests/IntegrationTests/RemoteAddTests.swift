@@ -9,7 +9,7 @@ import Testing
 /// `annex-cli remote add` links an annexd repository to a peer — another
 /// annexd, or stock `git annex remotedaemon` — through tor's SOCKS port (here
 /// the stand-in), and stock git-annex then uses the new remote.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct RemoteAddTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct RemoteAddTests {
     typealias Annexd = DaemonTorAnnexTests.Annexd
 
     @Test func linkToAnotherAnnexd() throws {

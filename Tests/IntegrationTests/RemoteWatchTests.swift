@@ -10,7 +10,7 @@ import Testing
 /// repository with watching on (repo.set), through the SOCKS stand-in, and reports
 /// remote.connected / remote.changed / remote.disconnected. Peers: another annexd, and stock
 /// `git annex remotedaemon` of each version.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct RemoteWatchTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct RemoteWatchTests {
     typealias Annexd = DaemonTorAnnexTests.Annexd
 
     /// Events of `type` after id `since` (those already published).

@@ -10,7 +10,7 @@ import Testing
 /// and linked (tokens, tor-annex credentials) and moved a file (queue, transfer logs), nothing
 /// in either state directory and nothing annexd wrote under .git/annex/creds can be read or
 /// entered by another uid.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct SecretModesTests {
+@Suite(.serialized, .timeLimit(minutes: 5)) struct SecretModesTests {
     /// Every path under `root` whose mode lets group or others in, with its mode.
     static func openToOthers(under root: String) -> [String] {
         var found: [String] = []

@@ -5,7 +5,7 @@ import Testing
 
 /// Each service's typed errors reach a client as one JSON-RPC error (code, reason, a message
 /// that says what to do), mapped in one place; a refused request changes nothing.
-@Suite(.timeLimit(.minutes(10))) struct ServiceErrorTests {
+@Suite(.timeLimit(minutes: 10)) struct ServiceErrorTests {
     @Test func everyKindHasItsCode() {
         let expected: [(FailureKind, Int)] = [
             (.invalidArgument, -32602), (.notFound, -32001), (.alreadyExists, -32002), (.invalidState, -32003),

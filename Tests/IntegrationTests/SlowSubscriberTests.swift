@@ -12,7 +12,7 @@ import Testing
 /// twenty clients that read nothing cost the daemon little memory; when they read at last they
 /// get what they missed up to where the ring ends, then one `event.overflow` saying where to
 /// resume; and the daemon keeps answering meanwhile.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct SlowSubscriberTests {
+@Suite(.serialized, .timeLimit(minutes: 5)) struct SlowSubscriberTests {
     /// A raw RPC connection that subscribed to events.
     final class Subscriber: @unchecked Sendable {
         let fd: Int32

@@ -4,7 +4,7 @@ import Testing
 
 /// Stock git-annex clients (both versions) using a repository served by
 /// `annexd p2p-stdio` in place of `git-annex-shell p2pstdio`.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct StockClientTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct StockClientTests {
     static let versions = TestEnvironment.gitAnnexVersions
 
     @Test(arguments: versions)

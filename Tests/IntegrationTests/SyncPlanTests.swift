@@ -8,7 +8,7 @@ import Testing
 
 /// `sync.plan` against a real annexd peer: the client wants `include=*.jpg`, the server (peer)
 /// has no preferred content set; git-annex's own matching decides, annexd lists it with reasons.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct SyncPlanTests {
+@Suite(.serialized, .timeLimit(minutes: 5)) struct SyncPlanTests {
     /// Server has a.jpg, b.jpg, c.txt; the client adds mine.jpg and mine.txt of its own.
     static func fixture() throws -> TransferFixture {
         let f = try TransferFixture(files: ["a.jpg": 100, "b.jpg": 200, "c.txt": 300])

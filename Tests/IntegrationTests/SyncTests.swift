@@ -8,7 +8,7 @@ import Testing
 
 /// sync.run (and annex-cli sync) between two annexd daemons linked both ways, and against
 /// stock `git annex remotedaemon` of each version, through the SOCKS stand-in.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct SyncTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct SyncTests {
     @Test(arguments: TestEnvironment.gitAnnexVersions)
     func pullAndPushBetweenTwoAnnexd(annex: TestEnvironment.GitAnnex) throws {
         let f = try SyncFixture(annex: annex)

@@ -5,7 +5,7 @@ import Testing
 
 /// Stock git-annex clients with tor-annex remotes (made by `git annex p2p --link`)
 /// reach annexd's authenticated P2P listener through a SOCKS5 stand-in for tor.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct TorAnnexListenerTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct TorAnnexListenerTests {
     @Test(arguments: TestEnvironment.gitAnnexVersions)
     func stockTorAnnexRemoteUsesTheListener(annex: TestEnvironment.GitAnnex) throws {
         let net = try OnionNetwork()

@@ -12,7 +12,7 @@ import Testing
 /// `DisableNetwork 1` and `SocksPort 0`: no network is touched, yet authentication, GETINFO,
 /// ADD_ONION/DEL_ONION, SETEVENTS and events all work. Every tor is killed when its test ends
 /// (`defer`), and is owned by this process (`__OwningControllerProcess`) in case the runner dies.
-@Suite(.timeLimit(.minutes(5))) struct TorControlClientTests {
+@Suite(.timeLimit(minutes: 5)) struct TorControlClientTests {
     static let group = MultiThreadedEventLoopGroup.singleton
 
     // MARK: Authentication

@@ -11,7 +11,7 @@ import TorrcKit
 /// `hostname` offline), reloaded with `--reload-command "kill -HUP <pid>"`. Whether the
 /// onion is reachable through a Tor network is the private-network tests' job; here:
 /// tor writes the hostname for exactly the lines enable-tor writes, and keeps running.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct TorHelperTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct TorHelperTests {
     static let uuid = "0e2c4f4a-1d7e-4b4a-9d3c-2f1e0a9b8c7d"
     static let uid = "1000"
 

@@ -8,7 +8,7 @@ import Testing
 
 /// How annexd picks its tor (--tor auto|system|own) and what it says when it
 /// cannot get one. Offline: annexd's own tor runs with `DisableNetwork 1`.
-@Suite(.timeLimit(.minutes(10))) struct TorModeTests {
+@Suite(.timeLimit(minutes: 10)) struct TorModeTests {
     static func offlineConfig(_ dir: String) throws -> String {
         let path = dir + "/offline.torrc"
         try "DisableNetwork 1\n".write(toFile: path, atomically: true, encoding: .utf8)

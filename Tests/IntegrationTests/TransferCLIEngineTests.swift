@@ -8,7 +8,7 @@ import Shared
 /// annex-cli get, copy, drop and transfers, run for real against annexd's transfer engine and
 /// a peer (another annexd, through the SOCKS stand-in): they wait for their transfers, say how
 /// each went (plain lines, JSON lines, or progress lines on a terminal) and exit accordingly.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct TransferCLIEngineTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct TransferCLIEngineTests {
     /// annex-cli on the fixture's client daemon, in `cwd` (default: the client repository).
     func cli(_ f: TransferFixture, _ args: String..., cwd: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         try f.daemon.process.annexCLI(args, cwd: cwd ?? f.client, timeout: 60)

@@ -7,7 +7,7 @@ import Shared
 
 /// annex-cli's transfer commands (get, copy, drop, transfers, cancel…) run for real, for what
 /// needs no peer: finding the repository and usage errors. (TransferCLIEngineTests: with peers.)
-@Suite(.timeLimit(.minutes(5))) struct TransferCLITests {
+@Suite(.timeLimit(minutes: 5)) struct TransferCLITests {
     /// A git repository in the daemon's scratch directory (annex-cli only needs git to find it).
     func gitRepository(in d: DaemonProcess) throws -> String {
         let repo = d.dir + "/repo"

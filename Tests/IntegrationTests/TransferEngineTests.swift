@@ -8,7 +8,7 @@ import Testing
 
 /// The daemon's own transfers (transfer.start …) against real peers through the SOCKS stand-in:
 /// another annexd, and stock `git annex remotedaemon`.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct TransferEngineTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct TransferEngineTests {
     @Test func getAndPutWithAnotherAnnexd() throws {
         let f = try TransferFixture(files: ["big": 3_000_000, "small": 10])
         let bigKey = try f.key("big"), smallKey = try f.key("small")

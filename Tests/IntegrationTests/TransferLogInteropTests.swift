@@ -6,7 +6,7 @@ import Shared
 /// annexd's transfer log and stock git-annex's, on the same repository, for both
 /// git-annex versions: each sees the other's transfers, neither runs a download the
 /// other is running, and a transfer killed by SIGKILL leaves no lock behind.
-@Suite(.timeLimit(.minutes(10))) struct TransferLogInteropTests {
+@Suite(.timeLimit(minutes: 10)) struct TransferLogInteropTests {
     static let versions = TestEnvironment.gitAnnexVersions
 
     @Test(arguments: versions)

@@ -9,7 +9,7 @@ import Testing
 /// Transfers survive what happens to daemons and peers: annexd killed mid-get comes back and
 /// resumes from the partial by itself; a peer that dies is retried until it returns. And the
 /// daemon gets from and puts to stock git-annex's remotedaemon of each version.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct TransferRecoveryTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct TransferRecoveryTests {
     private func bytesOf(_ t: JSONValue) -> Int64 { t["bytes"]?.intValue ?? 0 }
 
     @Test func killedMidGetResumesFromThePartialByItself() throws {

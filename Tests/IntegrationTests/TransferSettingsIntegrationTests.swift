@@ -8,7 +8,7 @@ import Testing
 
 /// The transfer settings at work on real peers: git-annex's own git config as defaults, stall
 /// detection on a peer that stops answering mid-DATA, and progress while bytes move.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct TransferSettingsIntegrationTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct TransferSettingsIntegrationTests {
     private func bytesOf(_ t: JSONValue) -> Int64 { t["bytes"]?.intValue ?? 0 }
 
     /// The serving peer stops (SIGSTOP: the connection stays open, no byte comes): the attempt

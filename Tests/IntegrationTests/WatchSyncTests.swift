@@ -8,7 +8,7 @@ import Testing
 
 /// Watching and syncing together, with no command typed: two annexd repositories linked both
 /// ways through the SOCKS stand-in, watching (and content sync) on.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct WatchSyncTests {
+@Suite(.serialized, .timeLimit(minutes: 10)) struct WatchSyncTests {
     typealias Watch = RemoteWatchTests
 
     /// Both sides watching (and syncing content); returns once each side's first sync settled.

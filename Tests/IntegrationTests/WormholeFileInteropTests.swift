@@ -63,7 +63,7 @@ struct WormholeServers {
 
 /// Both sides, ours and the Python CLI, advertise direct hints for every address this
 /// namespace has, so the suite runs only where that is lo alone.
-@Suite(.serialized, .timeLimit(.minutes(5)),
+@Suite(.serialized, .timeLimit(minutes: 5),
        .enabled(if: WormholeReference.available, "needs magic-wormhole in .venv (make test creates it)"),
        .enabled(if: NetworkIsolation.onlyLoopback, NetworkIsolation.why))
 struct WormholeFileInteropTests {

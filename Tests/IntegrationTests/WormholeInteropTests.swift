@@ -113,7 +113,7 @@ func pythonWormhole(_ server: LocalMailboxServer, _ args: [String]) async throws
     try await runOffPool(["timeout", "60", WormholeReference.wormhole, "--relay-url", server.url] + args)
 }
 
-@Suite(.serialized, .timeLimit(.minutes(5)),
+@Suite(.serialized, .timeLimit(minutes: 5),
        .enabled(if: WormholeReference.available, "needs magic-wormhole in .venv (make test creates it)"),
        .enabled(if: NetworkIsolation.onlyLoopback, NetworkIsolation.why))
 struct WormholeInteropTests {

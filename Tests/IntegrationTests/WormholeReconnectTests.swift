@@ -11,7 +11,7 @@ import Shared
 /// (same side, same nameplate and mailbox) and the exchange with magic-wormhole 0.24 finishes.
 /// The cut: a socat between the client and the local mailbox server, killed with the
 /// connections it relays (its own process group, made by setsid).
-@Suite(.serialized, .timeLimit(.minutes(3)),
+@Suite(.serialized, .timeLimit(minutes: 3),
        .enabled(if: WormholeReference.available, "needs magic-wormhole in .venv (make test creates it)"),
        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/socat"), "needs socat (make deps installs it)"),
        .enabled(if: NetworkIsolation.onlyLoopback, NetworkIsolation.why))
