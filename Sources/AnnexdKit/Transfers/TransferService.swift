@@ -158,7 +158,13 @@ public final class TransferService: Sendable {
         var prospective = queue.withLock { $0 }
         _ = try enqueueAll(&prospective)
         try saveQueue(ids: prospective.order) { prospective.unfinished(among: $0) }
-        let (infos, queued) = try queue.withLock { q in try enqueueAll(&q) }
+        let infos: [TransferInfo], queued: [TransferInfo]
+        do {
+            (infos, queued) = try queue.withLock { q in try enqueueAll(&q) }
+        } catch {
+            save()  // the queue filled meanwhile: the file must not keep what was refused
+            throw error
+        }
         for info in queued { events.publish(TransferQueued(repo: RepositoryService.eventRepo(repo), transfer: info)) }
         if queue.withLock({ $0.order }) != prospective.order { save() }
         wakeUp.signal()
