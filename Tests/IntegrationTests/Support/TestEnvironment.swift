@@ -20,6 +20,10 @@ enum TestEnvironment {
     /// Whether resident-size bounds are checked (not under a sanitizer; see `sanitizer`).
     static var checksResidentSize: Bool { sanitizer == nil }
 
+    /// A latency bound of the product (a commit merged within 5 s), four times as long under a
+    /// sanitizer, which runs the same code several times slower.
+    static func seconds(_ s: Double) -> Double { sanitizer == nil ? s : 4 * s }
+
     /// The annexd binary built with the tests (ANNEXD_BIN overrides).
     static let annexd: String = {
         if let p = ProcessInfo.processInfo.environment["ANNEXD_BIN"] { return p }
