@@ -141,6 +141,8 @@ import Testing
         #expect(f.daemon.process.terminate() == 0)
         try sh("umount '\(annexDir)' && mount '\(loop)' '\(annexDir)'", in: "/")
         try f.daemon.start()
+        // Retried now, as a user would after the repair (not at the backoff's next turn).
+        _ = try f.daemon.process.call("transfer.retry", ["ids": [.string(id)]])
         let end = try f.wait(id, timeout: 90)
         #expect(end["state"]?.stringValue == "done", "\(end)")
         #expect(sameBytes(f.client + "/big", f.server + "/big"))
