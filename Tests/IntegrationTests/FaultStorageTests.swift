@@ -22,17 +22,23 @@ import Testing
         deinit { undoAll() }
     }
 
+    /// Moves the clone's .git/annex onto the filesystem `mount` (a command run in the clone)
+    /// mounts at .git/annex.
+    static func moveAnnexDirectory(of client: String, onto mount: String) throws {
+        try sh("""
+            mv .git/annex .git/annex.orig && mkdir .git/annex
+            \(mount)
+            cp -a .git/annex.orig/. .git/annex/ && rm -rf .git/annex.orig
+            """, in: client)
+    }
+
     @Test(.enabled(if: FaultChecks.isRoot, "mounting a small tmpfs needs root"))
     func diskFullWhileReceivingKeepsThePartialAndTheRetryFinishes() throws {
         let mounts = Undo()
         let size = 16 << 20
         let f = try TransferFixture(files: ["big": size, "small": 100_000]) { client in
             // The clone's .git/annex, moved onto an 8 MiB tmpfs.
-            try sh("""
-                mv .git/annex .git/annex.orig && mkdir .git/annex
-                mount -t tmpfs -o size=8m annexd-fault-full .git/annex
-                cp -a .git/annex.orig/. .git/annex/ && rm -rf .git/annex.orig
-                """, in: client)
+            try Self.moveAnnexDirectory(of: client, onto: "mount -t tmpfs -o size=8m annexd-fault-full .git/annex")
             mounts.undo.append("umount -l '\(client)/.git/annex'")
         }
         defer { mounts.undoAll() }
@@ -113,11 +119,7 @@ import Testing
             loop = try sh("truncate -s 64M '\(image)' && mkfs.ext4 -q -F '\(image)' && losetup -f --show '\(image)'", in: client)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             mounts.undo.append("losetup -d '\(loop)'")
-            try sh("""
-                mv .git/annex .git/annex.orig && mkdir .git/annex
-                mount '\(loop)' .git/annex
-                cp -a .git/annex.orig/. .git/annex/ && rm -rf .git/annex.orig
-                """, in: client)
+            try Self.moveAnnexDirectory(of: client, onto: "mount '\(loop)' .git/annex")
             mounts.undo.append("umount -l '\(client)/.git/annex'")
         }
         defer { mounts.undoAll() }
