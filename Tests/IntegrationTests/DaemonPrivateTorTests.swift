@@ -14,8 +14,8 @@ import Testing
     static let publishTimeout: TimeInterval = 90
 
     /// annexd with its own tor joined to the network; SOCKS on a free port.
-    static func ownTorDaemon(_ net: PrivateTorNetwork, stateDir: String? = nil) throws -> DaemonProcess {
-        try DaemonProcess(stateDir: stateDir, tor: ["--tor", "own", "--socks", "auto", "--tor-extra-config", net.joinTorrcPath],
+    static func ownTorDaemon(_ net: PrivateTorNetwork, stateDir: String? = nil, extra: [String] = []) throws -> DaemonProcess {
+        try DaemonProcess(stateDir: stateDir, tor: ["--tor", "own", "--socks", "auto", "--tor-extra-config", net.joinTorrcPath] + extra,
                           timeout: 30)
     }
 
@@ -79,8 +79,7 @@ import Testing
         // Killing annexd's tor: annexd starts it again and the onion comes back.
         let torPID = try #require(try TorStatus(json: try a!.call("tor.status"), path: "r").pid)
         kill(Int32(torPID), SIGKILL)
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, (try? TorStatus(json: try a!.call("tor.status"), path: "r").pid) == torPID { usleep(100_000) }
+        try Self.waitTorRestarted(a!, from: torPID)
         let again = try Self.waitPublished(a!, uuid: uuidA)
         #expect(again.pid != torPID)
         try viaNet.run(Self.dropAndGetAgain, in: root + "/repoC", annex: annex)
@@ -144,16 +143,107 @@ import Testing
         }
     }
 
-    /// transfer.start of one transfer on `d`, polled until it ends; the transfer.
-    static func transfer(_ d: DaemonProcess, _ params: JSONObject, timeout: TimeInterval = 180) throws -> JSONValue {
+    /// annexd's own tor, on the client's side, killed while a get moves bytes over a real onion,
+    /// and kept from starting again for a while: the attempt fails as peer_unreachable with the
+    /// partial kept; the attempts while tor is down say its SOCKS port cannot be reached (the
+    /// port it had, not the 127.0.0.1:9050 fallback); once tor may start again, annexd starts it
+    /// and the retried get finishes from the partial. The daemon serves throughout.
+    /// (The SOCKS stand-in killed the same way: FaultTorKilledTests.)
+    @Test func ownTorKilledMidGetIsRetriedAndFinishesFromThePartial() throws {
+        let net = try PrivateTorNetwork.shared()
+        let annex = TestEnvironment.gitAnnexVersions[1]
+        let scratch = Scratch("annexd-ptor-kill")
+        let root = scratch.path, repoA = root + "/repoA", repoB = root + "/repoB"
+        let size = 24 << 20
+        try sh("""
+            git init -q repoA && cd repoA && git annex init -q A && head -c \(size) /dev/urandom > big && git annex add -q big && git commit -qm big
+            cd .. && git clone -q repoA repoB && cd repoB && git annex init -q B
+            """, in: root, annex: annex)
+        // B's tor, through a wrapper that refuses to start it while `down` exists.
+        let wrapper = root + "/tor-wrapper", down = root + "/tor-down"
+        try "#!/bin/sh\n[ -e '\(down)' ] && { echo 'tor kept down by the test' >&2; exit 1; }\nexec tor \"$@\"\n"
+            .write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        let uuidA = try Self.uuid(repoA)
+        let a = try Self.ownTorDaemon(net), b = try Self.ownTorDaemon(net, extra: ["--tor-binary", wrapper])
+        _ = try a.call("repo.add", .object(["path": .string(repoA)]))
+        _ = try b.call("repo.add", .object(["path": .string(repoB)]))
+        try Self.waitPublished(a, uuid: uuidA)
+        let forB = try #require(try a.call("peer.invite", .object(["repo": .string(repoA), "name": "B"]))["address"]?.stringValue)
+        _ = try b.call("peer.link", .object(["repo": .string(repoB), "name": "a", "address": .string(forB)]), timeout: 120)
+        let key = try AnnexLookups.key("big", in: repoA)
+
+        _ = try b.call("settings.set", ["download_limit": .int(2 << 20), "retry_delay": 0.5, "retries": 30])
+        let id = try Self.start(b, ["repo": .string(repoB), "direction": "get", "paths": ["big"]])
+        let moving = try Self.waitTransfer(b, id, timeout: 120) { ($0["bytes"]?.intValue ?? 0) > 3 << 20 }
+        #expect((moving["bytes"]?.intValue ?? 0) > 3 << 20, "\(moving)\n\(b.log)")
+        let before = try TorStatus(json: try b.call("tor.status"), path: "r")
+        let torPID = try #require(before.pid), socks = try #require(before.socks)
+        try Data().write(to: URL(fileURLWithPath: down))
+        kill(Int32(torPID), SIGKILL)
+
+        let failed = try Self.waitTransfer(b, id, timeout: 30) { $0["error"]?["code"]?.stringValue != nil }
+        #expect(failed["error"]?["code"]?.stringValue == "peer_unreachable", "\(failed)")
+        #expect(failed["state"]?.stringValue == "queued", "retried: \(failed)")
+        let kept = Posix.fileSize(repoB + "/.git/annex/tmp/" + key) ?? 0
+        #expect(kept > 2 << 20 && kept < Int64(size), "partial of \(kept) bytes")
+
+        // While tor is down, each attempt says why, naming the port tor had.
+        let whileDown = try Self.waitTransfer(b, id, timeout: 30) { ($0["error"]?["message"]?.stringValue ?? "").contains("SOCKS port") }
+        let message = whileDown["error"]?["message"]?.stringValue ?? ""
+        #expect(whileDown["error"]?["code"]?.stringValue == "peer_unreachable", "\(whileDown)")
+        #expect(message.contains("at \(socks) ") && message.contains("is tor running?"), "\(whileDown)")
+        let status = try TorStatus(json: try b.call("tor.status"), path: "r")
+        #expect(status.using != "own" && status.pid == nil && status.error != nil, "\(status.json)")
+        try FaultChecks.expectServing(b)
+
+        // tor may start again: annexd starts it, and the retried get goes through it and resumes.
+        unlink(down)
+        let restarted = try Self.waitTorRestarted(b, from: torPID, timeout: 60)
+        #expect(restarted.pid != nil && restarted.using == "own", "\(restarted.json)")
+        _ = try b.call("settings.set", ["download_limit": 0])
+        let end = try Self.waitTransfer(b, id, timeout: 180)
+        #expect(end["state"]?.stringValue == "done", "\(end)\n\(b.log)")
+        #expect((end["resumed_from"]?.intValue ?? 0) > 2 << 20, "resumed from the partial: \(end)")
+        let objectB = try #require(try AnnexLookups.object(key, in: repoB, annex: annex))
+        #expect(sameBytes(objectB, repoA + "/big"))
+        let errors = try FaultChecks.failures(of: id, on: b)
+        #expect(errors.allSatisfy { $0["code"]?.stringValue == "peer_unreachable" }, "\(errors)")
+        #expect(!errors.contains { ($0["message"]?.stringValue ?? "").contains(":9050") }, "\(errors)")
+        try FaultChecks.expectServing(b)
+    }
+
+    /// Polls tor.status until `d` uses a tor of its own other than `pid` (its tor was killed); the status.
+    @discardableResult
+    static func waitTorRestarted(_ d: DaemonProcess, from pid: Int, timeout: TimeInterval = 30) throws -> TorStatus {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let s = try TorStatus(json: try d.call("tor.status"), path: "r")
+            if (s.pid != nil && s.pid != pid && s.using == "own") || Date() > deadline { return s }
+            usleep(100_000)
+        }
+    }
+
+    /// transfer.start of one transfer on `d`; its id.
+    static func start(_ d: DaemonProcess, _ params: JSONObject) throws -> String {
         let started = try #require(try d.call("transfer.start", .object(params))["transfers"]?.arrayValue)
-        let id = try #require(started.first?["id"]?.stringValue)
+        return try #require(started.first?["id"]?.stringValue)
+    }
+
+    /// Polls transfer.get of `id` on `d` until `done(transfer)` or the deadline; the last answer.
+    static func waitTransfer(_ d: DaemonProcess, _ id: String, timeout: TimeInterval = 180,
+                             until done: (JSONValue) -> Bool = { ["done", "failed", "canceled"].contains($0["state"]?.stringValue ?? "") }) throws -> JSONValue {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let t = try d.call("transfer.get", ["id": .string(id)])
-            if ["done", "failed", "canceled"].contains(t["state"]?.stringValue ?? "") || Date() > deadline { return t }
-            usleep(200_000)
+            if done(t) || Date() > deadline { return t }
+            usleep(100_000)
         }
+    }
+
+    /// transfer.start of one transfer on `d`, polled until it ends; the transfer.
+    static func transfer(_ d: DaemonProcess, _ params: JSONObject, timeout: TimeInterval = 180) throws -> JSONValue {
+        try waitTransfer(d, try start(d, params), timeout: timeout)
     }
 
     @Test func systemTorControlSocketUsesAddOnionAndNoTorrc() throws {

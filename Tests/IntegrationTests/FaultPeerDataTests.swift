@@ -56,7 +56,7 @@ import Testing
         let end = try expectFinished(f, id, key: key)
         #expect(end["resumed_from"]?.intValue == Int64(Self.size - extra), "resumed from the partial: \(end)")
         #expect(peer.faults == 1)
-        #expect(try FaultChecks.failures(of: id, on: f.daemon).compactMap { $0["code"]?.stringValue } == ["protocol_error"])
+        #expect(try FaultChecks.failures(of: id, on: f.daemon.process).compactMap { $0["code"]?.stringValue } == ["protocol_error"])
     }
 
     /// The content with one byte flipped, marked VALID: the checksum refuses it (verify_failed),

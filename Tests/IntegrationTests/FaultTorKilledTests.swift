@@ -40,7 +40,7 @@ import Testing
         #expect((end["resumed_from"]?.intValue ?? 0) > 2 << 20, "resumed from the partial: \(end)")
         #expect(sameBytes(f.client + "/big", f.server + "/big"))
         #expect(try f.whereis(key, in: f.client).contains(f.clientUUID))
-        let codes = try FaultChecks.failures(of: id, on: f.daemon).compactMap { $0["code"]?.stringValue }
+        let codes = try FaultChecks.failures(of: id, on: f.daemon.process).compactMap { $0["code"]?.stringValue }
         #expect(!codes.isEmpty && codes.allSatisfy { $0 == "peer_unreachable" }, "\(codes)")
         try FaultChecks.expectServing(f.daemon.process)
     }

@@ -59,10 +59,11 @@ public final class Daemon: Sendable {
             settings: .init(stateDir: config.stateDir, systemTorrc: config.systemTorrc, listenerLimits: config.listenerLimits),
             events: events, tor: tor, logger: logger)
         peers = PeerService(repos: repos, creds: creds, events: events)
-        // Peers are dialled through --socks if given, else the SOCKS port of the tor in use, else 127.0.0.1:9050.
+        // Peers are dialled through --socks if given, else the SOCKS port of the tor in use (or last
+        // in use, while it starts again), else 127.0.0.1:9050.
         let explicit = config.socksExplicit, fallback = (host: config.socksHost, port: config.socksPort)
         dialer = PeerDialer(group: group) {
-            if !explicit, let tor, let s = await tor.socksAddress { return s }
+            if !explicit, let tor, let s = await tor.dialAddress { return s }
             return fallback
         }
         linking = LinkingService(repos: repos, creds: creds, events: events, dialer: dialer)

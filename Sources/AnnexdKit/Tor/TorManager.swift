@@ -100,6 +100,8 @@ public actor TorManager {
     private var using: Using = .none
     private var controlDescription: String?
     private var socks: (host: String, port: Int)?
+    /// The SOCKS port of the last tor in use, kept while it is gone.
+    private var lastSocks: (host: String, port: Int)?
     private var bootstrap: (progress: Int, summary: String) = (0, "not started")
     private var lastError: String?
     private var warning: String?
@@ -153,6 +155,11 @@ public actor TorManager {
     /// The SOCKS address of the tor in use, if any.
     public var socksAddress: (host: String, port: Int)? { socks }
 
+    /// Where peers are dialled: the SOCKS address of the tor in use; while that tor is gone (being
+    /// started again), the one it had, so a dial fails as "tor is not running" instead of reaching
+    /// whatever else listens at the fallback address. Nil until a tor has been used.
+    public var dialAddress: (host: String, port: Int)? { socks ?? lastSocks }
+
     public func status() -> TorStatus {
         TorStatus(mode: settings.mode.rawValue, using: using.rawValue, control: controlDescription,
                   socks: socks.map { "\($0.host):\($0.port)" }, pid: ownProcess.map { Int($0.pid) }, bootstrapProgress: bootstrap.progress,
@@ -202,6 +209,7 @@ public actor TorManager {
         try await c.setEvents(["HS_DESC", "STATUS_CLIENT"])
         if kind == .own { try await c.takeOwnership() }
         socks = try await Self.socksListener(c)
+        if let socks { lastSocks = socks }
         using = kind
         lastError = nil
         noteBootstrap(try? await c.bootstrapStatus())

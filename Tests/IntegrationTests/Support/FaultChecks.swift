@@ -10,8 +10,8 @@ import Testing
 /// transfer, that it still serves, and that it holds no more descriptors than before.
 enum FaultChecks {
     /// The `error` objects of every transfer.failed event of transfer `id`, oldest first.
-    static func failures(of id: String, on d: TransferFixture.Annexd) throws -> [JSONValue] {
-        try d.cli("events --since 0 --json").split(separator: "\n").compactMap { line in
+    static func failures(of id: String, on d: DaemonProcess) throws -> [JSONValue] {
+        try d.annexCLI("events", "--since", "0", "--json").stdout.split(separator: "\n").compactMap { line in
             guard let e = try? JSONValue(parsing: String(line)), e["type"]?.stringValue == "transfer.failed",
                   e["transfer"]?["id"]?.stringValue == id else { return nil }
             return e["transfer"]?["error"]
