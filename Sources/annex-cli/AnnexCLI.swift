@@ -324,7 +324,9 @@ struct PeerCommand: ParsableCommand {
 }
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show annexd's events.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show annexd's events.",
+        discussion: "Without --follow: a snapshot of the daemon (or, with --since, the events still kept after that id), then stop.")
     @OptionGroup var common: CommonOptions
     @Flag(help: "Keep following new events.") var follow = false
     @Option(help: "Replay events after this id first.") var since: Int?
@@ -335,7 +337,7 @@ struct Events: ParsableCommand {
             let client = try common.client()
             var got: [RPCNotification] = []
             let r = try client.call(EventsSubscribe.self, .init(since: since, types: type.isEmpty ? nil : type)) { got.append($0) }
-            func show(_ n: RPCNotification) -> Bool {
+            func show(_ n: RPCNotification) {
                 if common.json { print(n.params?.serialized() ?? "{}") } else if let p = n.params {
                     let id = p["id"]?.intValue.map(String.init) ?? "-"
                     let type = p["type"]?.stringValue ?? n.method
@@ -344,17 +346,15 @@ struct Events: ParsableCommand {
                     print("\(id)\t\(type)\t\(JSONValue.object(rest).serialized())")
                 }
                 fflush(nil)
-                return true
             }
-            for n in got { _ = show(n) }
-            if !follow {
-                // Without --follow: what is already there (snapshot or replay), then stop.
-                if since == nil || r.latest <= (since ?? 0) { return }
-            }
+            for n in got { show(n) }
+            // Without --follow: what is already there (the snapshot, or the replay after --since), then stop.
+            if !follow && r.replayThrough == nil { return }
             try client.follow { n in
-                let keep = show(n)
-                if !follow, let id = n.params?["id"]?.intValue, id >= r.latest { return false }
-                return keep
+                show(n)
+                if follow { return true }
+                if n.method == "event.overflow" { return false }
+                return (n.params?["id"]?.intValue).map { $0 < Int64(r.replayThrough!) } ?? true
             }
         }
     }

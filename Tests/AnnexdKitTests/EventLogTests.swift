@@ -37,6 +37,18 @@ import Testing
         #expect(sink.ids == [2, 4])
     }
 
+    @Test func lastKeptIsTheNewestOfTheTypesAfterAnIdUpToAnother() {
+        let log = EventLog(capacity: 4)
+        #expect(log.lastKept(after: 0, through: 0, types: nil) == nil)
+        for t in ["a", "b", "a", "b", "b", "c"] { log.publish(t) }   // ids 1...6; 3...6 are kept
+        #expect(log.lastKept(after: 0, through: 6, types: nil) == 6)
+        #expect(log.lastKept(after: 0, through: 6, types: ["a"]) == 3)
+        #expect(log.lastKept(after: 3, through: 6, types: ["a"]) == nil)
+        #expect(log.lastKept(after: 2, through: 5, types: ["b", "c"]) == 5)
+        #expect(log.lastKept(after: 0, through: 4, types: ["c"]) == nil)
+        #expect(log.lastKept(after: 6, through: 6, types: nil) == nil)
+    }
+
     @Test func sinceOlderThanTheRingIsRefusedWithTheOldestID() {
         let log = EventLog(capacity: 3)
         for _ in 1...10 { log.publish("t") }

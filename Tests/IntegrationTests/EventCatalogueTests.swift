@@ -138,6 +138,35 @@ import Testing
 
     /// A real daemon: a subscriber sees the snapshot, then one event of each kind the
     /// daemon can make here, each with exactly its declared fields.
+    /// `annex-cli events` without --follow shows what is already there, then stops: the snapshot,
+    /// or the kept events after --since of the --type asked for, even when the newest event is
+    /// of another type (it used to wait for a matching event that might never come).
+    @Test func eventsWithoutFollowShowWhatIsThereAndStop() throws {
+        let d = try DaemonProcess()
+        let scratch = Scratch("annexd-events-cli")
+        _ = try sh("git init -q r && cd r && git annex init -q r", in: scratch.path)
+        _ = try d.call("repo.add", .object(["path": .string(scratch.path + "/r")]))
+        _ = try d.call("peer.invite", .object(["repo": .string(scratch.path + "/r"), "name": "nas"]))
+        _ = try d.call("peer.revoke", .object(["repo": .string(scratch.path + "/r"), "name": "nas"]))
+        func events(_ args: String...) throws -> [(id: Int64, type: String)] {
+            let out = try d.annexCLI(["events", "--json"] + args, timeout: 10)
+            #expect(out.status == 0, "\(args): \(out.stderr)")
+            return out.stdout.split(separator: "\n").map {
+                let e = try? JSONValue(parsing: String($0))
+                return (e?["id"]?.intValue ?? -1, e?["type"]?.stringValue ?? "?")
+            }
+        }
+        let all = try events("--since", "0")
+        #expect(all.suffix(3).map(\.type) == ["repo.added", "peer.invited", "peer.revoked"], "\(all)")
+        let latest = try #require(all.last?.id), added = try #require(all.first { $0.type == "repo.added" }?.id)
+        #expect(try events().map(\.type) == ["snapshot"])
+        #expect(try events().map(\.id) == [latest])
+        #expect(try events("--since", "0", "--type", "peer.invited").map(\.type) == ["peer.invited"])
+        #expect(try events("--since", "0", "--type", "repo.added", "peer.invited").map(\.type) == ["repo.added", "peer.invited"])
+        #expect(try events("--since", "\(added)", "--type", "repo.added").isEmpty)
+        #expect(try events("--since", "\(latest)").isEmpty)
+    }
+
     @Test func subscriberReceivesDeclaredFieldsFromTheDaemon() throws {
         let d = try DaemonProcess(extraArguments: ["--auth-failure-delay", "0.05"])
         let scratch = Scratch("annexd-events")

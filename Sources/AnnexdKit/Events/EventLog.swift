@@ -148,6 +148,22 @@ public final class EventLog: Sendable {
         }
     }
 
+    /// The id of the newest kept event after `id`, at most `through`, of `types` (any when nil);
+    /// nil when there is none.
+    public func lastKept(after id: UInt64, through: UInt64, types: Set<String>?) -> UInt64? {
+        state.withLock { s in
+            let count = s.ring.count
+            var k = count - 1
+            while k >= 0 {
+                let e = s.ring[(s.start + k) % count]
+                if e.id <= id { return nil }
+                if e.id <= through && (types?.contains(e.type) ?? true) { return e.id }
+                k -= 1
+            }
+            return nil
+        }
+    }
+
     /// Replays events after `since` (all kept events when nil), then streams new
     /// ones; replay and registration happen atomically, so nothing falls between.
     public func subscribe(since: UInt64?, types: Set<String>?,

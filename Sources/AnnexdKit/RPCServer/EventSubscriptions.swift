@@ -38,7 +38,9 @@ enum EventSubscriptions {
                                     "events after \(from) are no longer kept (\(error)); resubscribe without since for a snapshot"))
             }
         }
-        return EventsSubscribe.Result(boot: events.boot, latest: Int(latest))
+        // Without since the snapshot (id `latest`) comes first, whatever the types.
+        let replayThrough = params.since == nil ? latest : events.lastKept(after: from, through: latest, types: types)
+        return EventsSubscribe.Result(boot: events.boot, latest: Int(latest), replayThrough: replayThrough.map(Int.init))
     }
 
     static func overflow(resumeFrom: UInt64, boot: String, _ message: String) -> [UInt8] {

@@ -198,17 +198,26 @@ public enum EventsSubscribe: RPCMethod {
     public struct Result: RPCResultConvertible, Equatable {
         public var boot: String
         public var latest: Int
-        public init(boot: String, latest: Int) { self.boot = boot; self.latest = latest }
+        /// The id of the last event sent before live ones; nil when none is.
+        public var replayThrough: Int?
+        public init(boot: String, latest: Int, replayThrough: Int?) {
+            self.boot = boot; self.latest = latest; self.replayThrough = replayThrough
+        }
         public init(json: JSONValue, path at: String) throws {
             var r = try JSONObjectReader(json, path: at)
             boot = try r.required("boot")
             latest = try r.required("latest")
+            replayThrough = try r.optional("replay_through")
             try r.finish()
         }
-        public var json: JSONValue { .object(["boot": boot.json, "latest": latest.json]) }
+        public var json: JSONValue {
+            .object(JSONObject(["boot": boot.json, "latest": latest.json, "replay_through": replayThrough?.json]))
+        }
         public static let schema = JSONSchema.object([
             .property("boot", String.self, "Event ids are gapless within one boot"),
             .property("latest", Int.self, "Id of the newest event when the subscription started"),
+            .property("replay_through", Int.self, required: false,
+                      "Id of the last event sent before live ones: the snapshot's (without since), else the newest kept event after since of the chosen types; absent when there is none. A client that wants only what is already there stops after it (or at an event.overflow)"),
         ])
     }
 }
