@@ -113,12 +113,7 @@ import Testing
             cd .. && git clone -q repoA repoB && cd repoB && git annex init -q B
             """, in: root, annex: annex)
         let uuidA = try Self.uuid(repoA), uuidB = try Self.uuid(repoB)
-        let a = try Self.ownTorDaemon(net), b = try Self.ownTorDaemon(net)
-        _ = try a.call("repo.add", .object(["path": .string(repoA)]))
-        _ = try b.call("repo.add", .object(["path": .string(repoB)]))
-        try Self.waitPublished(a, uuid: uuidA)
-        let forB = try #require(try a.call("peer.invite", .object(["repo": .string(repoA), "name": "B"]))["address"]?.stringValue)
-        _ = try b.call("peer.link", .object(["repo": .string(repoB), "name": "a", "address": .string(forB)]), timeout: 120)
+        let (a, b) = try Self.linked(net, repoA: repoA, repoB: repoB)
 
         // A get: the only copy is A's, reached through B's tor.
         let key = try AnnexLookups.key("big", in: repoA)
@@ -164,13 +159,7 @@ import Testing
         try "#!/bin/sh\n[ -e '\(down)' ] && { echo 'tor kept down by the test' >&2; exit 1; }\nexec tor \"$@\"\n"
             .write(toFile: wrapper, atomically: true, encoding: .utf8)
         chmod(wrapper, 0o755)
-        let uuidA = try Self.uuid(repoA)
-        let a = try Self.ownTorDaemon(net), b = try Self.ownTorDaemon(net, extra: ["--tor-binary", wrapper])
-        _ = try a.call("repo.add", .object(["path": .string(repoA)]))
-        _ = try b.call("repo.add", .object(["path": .string(repoB)]))
-        try Self.waitPublished(a, uuid: uuidA)
-        let forB = try #require(try a.call("peer.invite", .object(["repo": .string(repoA), "name": "B"]))["address"]?.stringValue)
-        _ = try b.call("peer.link", .object(["repo": .string(repoB), "name": "a", "address": .string(forB)]), timeout: 120)
+        let (a, b) = try Self.linked(net, repoA: repoA, repoB: repoB, extraB: ["--tor-binary", wrapper])
         let key = try AnnexLookups.key("big", in: repoA)
 
         _ = try b.call("settings.set", ["download_limit": .int(2 << 20), "retry_delay": 0.5, "retries": 30])
@@ -211,6 +200,7 @@ import Testing
         #expect(errors.allSatisfy { $0["code"]?.stringValue == "peer_unreachable" }, "\(errors)")
         #expect(!errors.contains { ($0["message"]?.stringValue ?? "").contains(":9050") }, "\(errors)")
         try FaultChecks.expectServing(b)
+        try FaultChecks.expectServing(a)
     }
 
     /// Polls tor.status until `d` uses a tor of its own other than `pid` (its tor was killed); the status.
@@ -222,6 +212,19 @@ import Testing
             if (s.pid != nil && s.pid != pid && s.using == "own") || Date() > deadline { return s }
             usleep(100_000)
         }
+    }
+
+    /// Daemons with their own tors serving `repoA` and `repoB`; once A's onion is published, B
+    /// links to it as remote "a" (with an invitation from A).
+    static func linked(_ net: PrivateTorNetwork, repoA: String, repoB: String,
+                       extraB: [String] = []) throws -> (a: DaemonProcess, b: DaemonProcess) {
+        let a = try ownTorDaemon(net), b = try ownTorDaemon(net, extra: extraB)
+        _ = try a.call("repo.add", .object(["path": .string(repoA)]))
+        _ = try b.call("repo.add", .object(["path": .string(repoB)]))
+        try waitPublished(a, uuid: try uuid(repoA))
+        let forB = try #require(try a.call("peer.invite", .object(["repo": .string(repoA), "name": "B"]))["address"]?.stringValue)
+        _ = try b.call("peer.link", .object(["repo": .string(repoB), "name": "a", "address": .string(forB)]), timeout: 120)
+        return (a, b)
     }
 
     /// transfer.start of one transfer on `d`; its id.
