@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Foundation
+import Synchronization
 import ClientKit
 import Shared
 
@@ -40,11 +41,16 @@ struct Pair: ParsableCommand {
             }
             if !common.json { print("Exchanging pairing data...") }
             _ = try client.call(EventsSubscribe.self, .init(types: ["pair.progress"])) { _ in }
-            let result = try client.call(PairSubmit.self, .init(id: started.id, code: theirs)) { n in
-                guard !common.json, let p = n.params, p["pairing"]?.stringValue == started.id,
-                      let message = p["message"]?.stringValue, p["stage"]?.stringValue != "exchanging" else { return }
-                print(message.prefix(1).uppercased() + message.dropFirst())
-                fflush(nil)
+            let result: PairSubmit.Result
+            do {
+                result = try client.call(PairSubmit.self, .init(id: started.id, code: theirs)) { n in
+                    guard !common.json, let p = n.params, p["pairing"]?.stringValue == started.id,
+                          let message = p["message"]?.stringValue, p["stage"]?.stringValue != "exchanging" else { return }
+                    print(message.prefix(1).uppercased() + message.dropFirst())
+                    fflush(nil)
+                }
+            } catch {
+                try interrupt.rethrow(error)
             }
             if common.json { return common.printJSON(result.json) }
             print("Paired: remote \(result.remote.name) -> \(result.remote.address) (\(result.remote.uuid ?? "?"))")
@@ -74,16 +80,37 @@ struct Pair: ParsableCommand {
     }
 }
 
+/// The write end of the pipe SIGINT's handler writes to (`CancelOnInterrupt`); -1 when none.
+nonisolated(unsafe) private var interruptPipe: Int32 = -1
+/// Set once Ctrl-C was pressed during a pairing.
+private let interruptedByUser = Atomic<Bool>(false)
+
 /// While alive, Ctrl-C (SIGINT) cancels the pairing in annexd (pair.cancel, on a connection of
 /// its own: the main thread is blocked reading the code or waiting for pair.submit), says so,
 /// and exits with status 130, so the daemon keeps nothing of an abandoned pairing.
+/// The handler is installed with sigaction before init returns, and only writes a byte to a
+/// pipe; a thread of its own does the rest. (A dispatch signal source is set up later, on
+/// libdispatch's own thread: a Ctrl-C in between was lost.)
 final class CancelOnInterrupt {
-    private let source: any DispatchSourceSignal
-
     init(pairing id: String, socket: String, json: Bool) {
-        signal(SIGINT, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }  // then Ctrl-C just ends annex-cli, as before pairing
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        interruptPipe = fds[1]
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            var byte: UInt8 = 1
+            _ = write(interruptPipe, &byte, 1)
+        }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = SA_RESTART
+        sigaction(SIGINT, &action, nil)
+        let readEnd = fds[0]
+        Thread.detachNewThread {
+            var byte: UInt8 = 0
+            defer { close(readEnd) }
+            guard read(readEnd, &byte, 1) == 1 else { return }  // 0: the pairing ended, the pipe closed
+            interruptedByUser.store(true, ordering: .sequentiallyConsistent)
             let message: String
             do {
                 _ = try RPCClient(path: socket).call(PairCancel.self, .init(id: id))
@@ -102,11 +129,18 @@ final class CancelOnInterrupt {
             // flushes every stream. What the command printed is already out (it flushes).
             _exit(130)
         }
-        source.resume()
+    }
+
+    /// Rethrows `error` unless Ctrl-C was pressed: then the pairing failed because it was
+    /// cancelled, and this waits for the interrupt's thread to say so and exit with 130.
+    func rethrow(_ error: any Error) throws -> Never {
+        if interruptedByUser.load(ordering: .sequentiallyConsistent) { while true { pause() } }
+        throw error
     }
 
     deinit {
-        source.cancel()
         signal(SIGINT, SIG_DFL)
+        if interruptPipe >= 0 { close(interruptPipe) }
+        interruptPipe = -1
     }
 }

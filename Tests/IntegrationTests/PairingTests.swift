@@ -357,6 +357,8 @@ struct PairingTests {
         let cli = try Interactive(["sh", "-c", "exec " + args.map { "'\($0)'" }.joined(separator: " ") + " 2>&1"])
         let codeLine = try cli.waitFor("pairing code is:")
         #expect(!codeLine.isEmpty)
+        // Without --code: Ctrl-C the moment the code shows (annex-cli is blocked reading the other's).
+        if code == nil { kill(cli.child.pid, SIGINT) }
         let pairing = try #require(try events(p.a).split(separator: "\n").lazy.compactMap { try? JSONValue(parsing: String($0)) }
             .first { $0["type"]?.stringValue == "pair.code" }?["pairing"]?.stringValue, "no pair.code event")
         if code != nil {
@@ -368,8 +370,8 @@ struct PairingTests {
                 usleep(50_000)
                 seen = try events(p.a)
             }
+            kill(cli.child.pid, SIGINT)
         }
-        kill(cli.child.pid, SIGINT)
         #expect(cli.finish(timeout: 20) == 130, "\(cli.output)")
         #expect(cli.output.contains("annex-cli: interrupted: pairing cancelled, annexd keeps nothing of it"), "\(cli.output)")
         let failed = try events(p.a).split(separator: "\n").compactMap { try? JSONValue(parsing: String($0)) }
