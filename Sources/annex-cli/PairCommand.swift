@@ -80,36 +80,33 @@ struct Pair: ParsableCommand {
     }
 }
 
-/// The write end of the pipe SIGINT's handler writes to (`CancelOnInterrupt`); -1 when none.
-nonisolated(unsafe) private var interruptPipe: Int32 = -1
 /// Set once Ctrl-C was pressed during a pairing.
 private let interruptedByUser = Atomic<Bool>(false)
+/// Set once the pairing's command is over (a later Ctrl-C just ends annex-cli).
+private let pairingOver = Atomic<Bool>(false)
 
 /// While alive, Ctrl-C (SIGINT) cancels the pairing in annexd (pair.cancel, on a connection of
 /// its own: the main thread is blocked reading the code or waiting for pair.submit), says so,
 /// and exits with status 130, so the daemon keeps nothing of an abandoned pairing.
-/// The handler is installed with sigaction before init returns, and only writes a byte to a
-/// pipe; a thread of its own does the rest. (A dispatch signal source is set up later, on
-/// libdispatch's own thread: a Ctrl-C in between was lost.)
+/// SIGINT is blocked before init returns (threads started later inherit that) and a thread of
+/// its own takes it with sigwait(3): no handler, so nothing is lost in between and nothing runs
+/// in signal context. (A dispatch signal source, registered later on libdispatch's own thread,
+/// lost a Ctrl-C pressed right after the code showed.)
 final class CancelOnInterrupt {
+    private static var sigint: sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        return set
+    }
+
     init(pairing id: String, socket: String, json: Bool) {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return }  // then Ctrl-C just ends annex-cli, as before pairing
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        interruptPipe = fds[1]
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in
-            var byte: UInt8 = 1
-            _ = write(interruptPipe, &byte, 1)
-        }
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = SA_RESTART
-        sigaction(SIGINT, &action, nil)
-        let readEnd = fds[0]
+        var set = Self.sigint
+        pthread_sigmask(SIG_BLOCK, &set, nil)
         Thread.detachNewThread {
-            var byte: UInt8 = 0
-            defer { close(readEnd) }
-            guard read(readEnd, &byte, 1) == 1 else { return }  // 0: the pairing ended, the pipe closed
+            var set = Self.sigint, signal: Int32 = 0
+            while sigwait(&set, &signal) != 0 {}
+            if pairingOver.load(ordering: .sequentiallyConsistent) { _exit(130) }
             interruptedByUser.store(true, ordering: .sequentiallyConsistent)
             let message: String
             do {
@@ -139,8 +136,8 @@ final class CancelOnInterrupt {
     }
 
     deinit {
-        signal(SIGINT, SIG_DFL)
-        if interruptPipe >= 0 { close(interruptPipe) }
-        interruptPipe = -1
+        pairingOver.store(true, ordering: .sequentiallyConsistent)
+        var set = Self.sigint
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }
