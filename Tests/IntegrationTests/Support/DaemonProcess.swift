@@ -16,7 +16,9 @@ final class DaemonProcess: @unchecked Sendable {
         let description: String
     }
 
-    static let defaultTimeout: TimeInterval = 10
+    /// How long a started process, call or annex-cli run may take before a test gives up on it
+    /// (scaled under a sanitizer, like the latency bounds: TestEnvironment.seconds).
+    static let defaultTimeout: TimeInterval = TestEnvironment.seconds(10)
 
     /// The scratch directory /tmp/annexd-t-XXXXXX (removed on deinit).
     let dir: String

@@ -16,7 +16,7 @@ final class P2PProcess {
 
     static let defaultClientUUID = "c1c1c1c1-0000-4000-8000-000000000001"
     /// How long any single read or wait may take before the test fails.
-    static let defaultTimeout: TimeInterval = 10
+    static let defaultTimeout: TimeInterval = TestEnvironment.seconds(10)  // scaled under a sanitizer
 
     let process = Process()
     let repo: String
