@@ -79,7 +79,7 @@ import Testing
         // Killing annexd's tor: annexd starts it again and the onion comes back.
         let torPID = try #require(try TorStatus(json: try a!.call("tor.status"), path: "r").pid)
         kill(Int32(torPID), SIGKILL)
-        try Self.waitTorRestarted(a!, from: torPID)
+        try a!.torStatus { $0.pid != nil && $0.pid != torPID && $0.using == "own" }
         let again = try Self.waitPublished(a!, uuid: uuidA)
         #expect(again.pid != torPID)
         try viaNet.run(Self.dropAndGetAgain, in: root + "/repoC", annex: annex)
@@ -164,21 +164,21 @@ import Testing
 
         _ = try b.call("settings.set", ["download_limit": .int(2 << 20), "retry_delay": 0.5, "retries": 30])
         let id = try Self.start(b, ["repo": .string(repoB), "direction": "get", "paths": ["big"]])
-        let moving = try Self.waitTransfer(b, id, timeout: 120) { ($0["bytes"]?.intValue ?? 0) > 3 << 20 }
+        let moving = try b.transfer(id, timeout: 120) { ($0["bytes"]?.intValue ?? 0) > 3 << 20 }
         #expect((moving["bytes"]?.intValue ?? 0) > 3 << 20, "\(moving)\n\(b.log)")
         let before = try TorStatus(json: try b.call("tor.status"), path: "r")
         let torPID = try #require(before.pid), socks = try #require(before.socks)
         try Data().write(to: URL(fileURLWithPath: down))
         kill(Int32(torPID), SIGKILL)
 
-        let failed = try Self.waitTransfer(b, id, timeout: 30) { $0["error"]?["code"]?.stringValue != nil }
+        let failed = try b.transfer(id, timeout: 30) { $0["error"]?["code"]?.stringValue != nil }
         #expect(failed["error"]?["code"]?.stringValue == "peer_unreachable", "\(failed)")
         #expect(failed["state"]?.stringValue == "queued", "retried: \(failed)")
         let kept = Posix.fileSize(repoB + "/.git/annex/tmp/" + key) ?? 0
         #expect(kept > 2 << 20 && kept < Int64(size), "partial of \(kept) bytes")
 
         // While tor is down, each attempt says why, naming the port tor had.
-        let whileDown = try Self.waitTransfer(b, id, timeout: 30) { ($0["error"]?["message"]?.stringValue ?? "").contains("SOCKS port") }
+        let whileDown = try b.transfer(id, timeout: 30) { ($0["error"]?["message"]?.stringValue ?? "").contains("SOCKS port") }
         let message = whileDown["error"]?["message"]?.stringValue ?? ""
         #expect(whileDown["error"]?["code"]?.stringValue == "peer_unreachable", "\(whileDown)")
         #expect(message.contains("at \(socks) ") && message.contains("is tor running?"), "\(whileDown)")
@@ -188,10 +188,10 @@ import Testing
 
         // tor may start again: annexd starts it, and the retried get goes through it and resumes.
         unlink(down)
-        let restarted = try Self.waitTorRestarted(b, from: torPID, timeout: 60)
+        let restarted = try b.torStatus(timeout: 60) { $0.pid != nil && $0.pid != torPID && $0.using == "own" }
         #expect(restarted.pid != nil && restarted.using == "own", "\(restarted.json)")
         _ = try b.call("settings.set", ["download_limit": 0])
-        let end = try Self.waitTransfer(b, id, timeout: 180)
+        let end = try b.transfer(id, timeout: 180)
         #expect(end["state"]?.stringValue == "done", "\(end)\n\(b.log)")
         #expect((end["resumed_from"]?.intValue ?? 0) > 2 << 20, "resumed from the partial: \(end)")
         let objectB = try #require(try AnnexLookups.object(key, in: repoB, annex: annex))
@@ -201,17 +201,6 @@ import Testing
         #expect(!errors.contains { ($0["message"]?.stringValue ?? "").contains(":9050") }, "\(errors)")
         try FaultChecks.expectServing(b)
         try FaultChecks.expectServing(a)
-    }
-
-    /// Polls tor.status until `d` uses a tor of its own other than `pid` (its tor was killed); the status.
-    @discardableResult
-    static func waitTorRestarted(_ d: DaemonProcess, from pid: Int, timeout: TimeInterval = 30) throws -> TorStatus {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            let s = try TorStatus(json: try d.call("tor.status"), path: "r")
-            if (s.pid != nil && s.pid != pid && s.using == "own") || Date() > deadline { return s }
-            usleep(100_000)
-        }
     }
 
     /// Daemons with their own tors serving `repoA` and `repoB`; once A's onion is published, B
@@ -233,20 +222,9 @@ import Testing
         return try #require(started.first?["id"]?.stringValue)
     }
 
-    /// Polls transfer.get of `id` on `d` until `done(transfer)` or the deadline; the last answer.
-    static func waitTransfer(_ d: DaemonProcess, _ id: String, timeout: TimeInterval = 180,
-                             until done: (JSONValue) -> Bool = { ["done", "failed", "canceled"].contains($0["state"]?.stringValue ?? "") }) throws -> JSONValue {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            let t = try d.call("transfer.get", ["id": .string(id)])
-            if done(t) || Date() > deadline { return t }
-            usleep(100_000)
-        }
-    }
-
     /// transfer.start of one transfer on `d`, polled until it ends; the transfer.
     static func transfer(_ d: DaemonProcess, _ params: JSONObject, timeout: TimeInterval = 180) throws -> JSONValue {
-        try waitTransfer(d, try start(d, params), timeout: timeout)
+        try d.transfer(try start(d, params), timeout: timeout)
     }
 
     @Test func systemTorControlSocketUsesAddOnionAndNoTorrc() throws {

@@ -16,13 +16,7 @@ import Testing
     }
 
     static func status(_ d: DaemonProcess, until done: (TorStatus) -> Bool, timeout: TimeInterval = 30) throws -> TorStatus {
-        let deadline = Date().addingTimeInterval(timeout)
-        var s = try TorStatus(json: try d.call("tor.status"), path: "result")
-        while !done(s) && Date() < deadline {
-            usleep(50_000)
-            s = try TorStatus(json: try d.call("tor.status"), path: "result")
-        }
-        return s
+        try d.torStatus(timeout: timeout, until: done)
     }
 
     static func isRunning(_ pid: Int) -> Bool { kill(Int32(pid), 0) == 0 }

@@ -85,12 +85,7 @@ final class TransferFixture {
     @discardableResult
     func wait(_ id: String, timeout: TimeInterval = 60, on d: Annexd? = nil,
               until done: (JSONValue) -> Bool = { ["done", "failed", "canceled"].contains($0["state"]?.stringValue ?? "") }) throws -> JSONValue {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            let t = try (d ?? daemon).process.call("transfer.get", ["id": .string(id)])
-            if done(t) || Date() > deadline { return t }
-            usleep(100_000)
-        }
+        try (d ?? daemon).process.transfer(id, timeout: timeout, until: done)
     }
 
     /// UUIDs `git annex whereis` in `repo` lists for `key`.
